@@ -19,36 +19,27 @@ Conv1D and pooling (Numba):
     max_pool1d_forward / max_pool1d_backward, global_average_pool1d_forward / _backward,
     global_max_pool1d_forward / _backward
 """
+from ._api.conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_output_length,
+    global_average_pool1d_backward,
+    global_average_pool1d_forward,
+    global_max_pool1d_backward,
+    global_max_pool1d_forward,
+    max_pool1d_backward,
+    max_pool1d_forward,
+    max_pool1d_output_length,
+)
 from ._api.embedding import embedding_backward, embedding_backward_sparse, embedding_forward
+from ._api.lstm import lstm_backward, lstm_forward
 
-__all__ = ["embedding_forward", "embedding_backward", "embedding_backward_sparse"]
-
-_LSTM = ["lstm_forward", "lstm_backward"]
-_CONV = [
+__all__ = [
+    "embedding_forward", "embedding_backward", "embedding_backward_sparse",
+    "lstm_forward", "lstm_backward",
     "conv1d_forward", "conv1d_backward",
     "max_pool1d_forward", "max_pool1d_backward",
     "global_average_pool1d_forward", "global_average_pool1d_backward",
     "global_max_pool1d_forward", "global_max_pool1d_backward",
+    "conv1d_output_length", "max_pool1d_output_length",
 ]
-
-
-def _wire(module_name, names):
-    # TEMPORARY while the LSTM and Conv1D kernels land: fall back to the NumPy reference
-    # (same signatures). Replaced by plain imports once both families are in.
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"fastseq._api.{module_name}")
-    except ModuleNotFoundError:
-        try:
-            mod = importlib.import_module(f"fastseq._kernels.reference.{module_name}")
-        except ModuleNotFoundError:
-            return
-    for name in names:
-        if hasattr(mod, name):
-            globals()[name] = getattr(mod, name)
-            __all__.append(name)
-
-
-_wire("lstm", _LSTM)
-_wire("conv1d", _CONV)

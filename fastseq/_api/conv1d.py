@@ -1,0 +1,461 @@
+"""Conv1D and 1-D pooling: forward/backward pairs on channels-last NumPy arrays.
+
+Keras semantics (keras/src/layers/convolutional/base_conv.py, ops/operation_utils.py,
+layers/pooling/*): x is (batch, steps, channels); the kernel is (kernel_size, in, filters);
+with span = dilation_rate * (kernel_size - 1) + 1 the output length is
+  valid:  (L - span) // strides + 1
+  same:   (L - 1) // strides + 1, padded as TensorFlow does (the odd zero on the right)
+  causal: (L - 1) // strides + 1, dilation_rate * (kernel_size - 1) zeros on the left.
+strides > 1 together with dilation_rate > 1 is a ValueError, as in Keras.
+
+Each forward returns ``(output, cache)``; the backward takes the cache back. The cache is
+an opaque dict: pass it to the matching backward, once or more, and do not modify it.
+float32 and float64 (inputs keep their dtype); deterministic: the same inputs give the
+same bits whatever the thread count.
+"""
+import functools
+import itertools
+
+import numpy as np
+
+from .._kernels import conv1d as _k
+from ._checks import float_array, positive_int
+
+_PADDINGS = ("valid", "same", "causal")
+_POOL_PADDINGS = ("valid", "same")
+
+# Winograd F(m, k) tile size per kernel size: n = m + k - 1 <= 8 keeps the transforms'
+# constants small (float32 error ~1e-6 of the output's scale) and the GEMMs doing
+# n / (m k) = 0.4-0.6 of the direct FLOPs.
+_WINOGRAD_TILE = {2: 6, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
+# Both conv paths split the batch into tasks of whole sequences (so no two tasks touch the
+# same dx row) that run on a small thread pool (the calling thread and get_num_threads() - 1
+# helpers; the Numba kernels release the GIL), each task calling a single-threaded BLAS.
+# Why not one multithreaded BLAS call per step: the Winograd path makes n GEMM calls per
+# pass, and each multithreaded call is a sync point of the BLAS's threads; on a 2-core
+# machine with anything else running, each waits for a scheduler time slice (~5-10 ms per
+# call, measured), while a single-threaded call never waits. The split depends only on the
+# problem (never on the thread count) and partial sums are added in task order, so results
+# are bitwise the same for any thread count (a multithreaded OpenBLAS rounds differently
+# for 1 and 2 threads). A task's transformed tiles, (n, tiles, C), are about _TASK_BYTES:
+# they stay in cache between the transform, the GEMM and the transform back.
+_TASK_BYTES = 4 << 20
+_MIN_TASKS = 4  # enough tasks to share out on a few cores, whatever the sizes
+_MIN_TILES_PER_TASK = 128  # below this the GEMMs get small and the hand-offs cost more
+
+_pools = {}
+_blas_controller = []
+
+
+def _pool(workers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fastseq-conv1d")
+    return _pools[workers]
+
+
+class _SerialBlas:
+    """A context in which the BLAS runs each call on the calling thread (our tasks are the
+    parallelism), restored on exit. threadpoolctl's library handles are found once; the
+    switch itself is two C calls per library (threadpoolctl's own limit() costs ~50 us)."""
+
+    def __enter__(self):
+        if not _blas_controller:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller.extend(
+                ThreadpoolController().select(user_api="blas").lib_controllers
+            )
+        self.saved = []
+        for lib in _blas_controller:
+            threads = lib.get_num_threads()
+            if threads != 1:
+                lib.set_num_threads(1)
+                self.saved.append((lib, threads))
+        return self
+
+    def __exit__(self, *exc):
+        for lib, threads in self.saved:
+            lib.set_num_threads(threads)
+
+
+def _serial_blas():
+    return _SerialBlas()
+
+
+def _run_tasks(fn, tasks):
+    """fn(*task) for every task, on fastseq's thread count; results in task order.
+
+    The calling thread works too and the helpers take the next task as they free up, so a
+    call wakes (threads - 1) pool threads once, not one per task."""
+    from .._threads import get_num_threads
+
+    workers = min(get_num_threads(), len(tasks))
+    results = [None] * len(tasks)
+    with _serial_blas():
+        if workers <= 1:
+            return [fn(*task) for task in tasks]
+        next_task = itertools.count()  # next() on it is atomic under the GIL
+
+        def work():
+            for i in iter(lambda: next(next_task), None):
+                if i >= len(tasks):
+                    return
+                results[i] = fn(*tasks[i])
+
+        helpers = [_pool(workers - 1).submit(work) for _ in range(workers - 1)]
+        try:
+            work()
+        finally:
+            for helper in helpers:
+                if not helper.cancel():  # one that never started has nothing to wait for
+                    helper.result()
+    return results
+
+
+def _sequence_tasks(batch, tiles_per_seq, n, channels, itemsize):
+    """[(tile_lo, tile_hi)] ranges of whole sequences, from the problem's sizes only."""
+    total = batch * tiles_per_seq
+    if batch == 0:
+        return []
+    by_bytes = -(-total * n * channels * itemsize // _TASK_BYTES)
+    by_tiles = max(1, total // _MIN_TILES_PER_TASK)
+    count = max(1, min(batch, max(by_bytes, min(_MIN_TASKS, by_tiles))))
+    per_task = -(-batch // count)
+    return [(b0 * tiles_per_seq, min(batch, b0 + per_task) * tiles_per_seq)
+            for b0 in range(0, batch, per_task)]
+
+
+@functools.lru_cache(maxsize=None)
+def _winograd(m, k, dtype_name):
+    """(A^T, A, G, B^T) in ``dtype``, read-only; built once per (m, k, dtype)."""
+    a_t, g, b_t = _k.winograd_matrices(m, k)
+    mats = [np.ascontiguousarray(a, dtype=dtype_name) for a in (a_t, a_t.T, g, b_t)]
+    for a in mats:
+        a.flags.writeable = False
+    return tuple(mats)
+
+
+def _padding(padding, allowed):
+    if not isinstance(padding, str):
+        raise TypeError(f"padding must be a string, one of {allowed}, got {type(padding).__name__}")
+    low = padding.lower()
+    if low not in allowed:
+        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
+    return low
+
+
+def _input3d(x, name="x"):
+    if isinstance(x, np.ndarray) and x.ndim != 3:
+        raise ValueError(f"{name} must be 3-D (batch, steps, channels), got shape {x.shape}")
+    return float_array(x, name, ndim=3)
+
+
+def conv1d_output_length(length, kernel_size, strides=1, padding="valid", dilation_rate=1):
+    """Keras's output length of a Conv1D (may be < 1: the input is too short)."""
+    return _conv_geometry(length, kernel_size, strides, padding, dilation_rate)[0]
+
+
+def _conv_geometry(length, kernel_size, strides, padding, dilation_rate):
+    span = dilation_rate * (kernel_size - 1) + 1
+    if padding == "valid":
+        return (length - span) // strides + 1, 0
+    out_length = (length - 1) // strides + 1
+    if padding == "causal":
+        return out_length, span - 1
+    total = max((out_length - 1) * strides + span - length, 0)
+    return out_length, total // 2
+
+
+# x: (B, L, Cin), kernel: (k, Cin, Cout), bias: (Cout,) -> y: (B, Lout, Cout)
+def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """1-D convolution (cross-correlation, as Keras's Conv1D without its activation).
+
+    x: (batch, steps, in_channels) float32/float64; kernel: (kernel_size, in_channels,
+    filters) of x's dtype; bias: (filters,) or None. Returns ``(y, cache)`` with y of shape
+    (batch, out_steps, filters) (see the module doc for out_steps).
+
+    Stride 1 (any dilation, kernel_size 2-7) runs Winograd F(m, k): about half the GEMM
+    FLOPs of im2col, at the price of a little more rounding (float32: ~1e-6 of the output's
+    scale, against ~1e-7) and of tiles that mix m outputs' inputs: a causal output moves
+    with later inputs at the rounding level, and an inf or NaN in x spreads to the whole
+    tiles that read it. Other cases: im2col rows and one GEMM."""
+    x = _input3d(x)
+    if isinstance(kernel, np.ndarray) and kernel.ndim != 3:
+        raise ValueError(
+            f"kernel must be 3-D (kernel_size, in_channels, filters), got shape {kernel.shape}"
+        )
+    kernel = float_array(kernel, "kernel", ndim=3, dtype=x.dtype)
+    batch, length, cin = x.shape
+    k, kernel_cin, cout = kernel.shape
+    if kernel_cin != cin:
+        raise ValueError(
+            f"kernel must have shape (kernel_size, {cin}, filters) to match x's {cin} input "
+            f"channels, got {kernel.shape}"
+        )
+    if k < 1 or cout < 1:
+        raise ValueError(f"kernel_size and filters must be >= 1, got kernel shape {kernel.shape}")
+    if bias is not None:
+        bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
+        if bias.shape != (cout,):
+            raise ValueError(f"bias must have shape ({cout},) (the filters), got {bias.shape}")
+    strides = positive_int(strides, "strides")
+    dilation_rate = positive_int(dilation_rate, "dilation_rate")
+    padding = _padding(padding, _PADDINGS)
+    if strides > 1 and dilation_rate > 1:
+        raise ValueError(
+            "strides > 1 is not supported together with dilation_rate > 1 (as in Keras), got "
+            f"strides={strides} and dilation_rate={dilation_rate}"
+        )
+    out_length, pad_left = _conv_geometry(length, k, strides, padding, dilation_rate)
+    if out_length < 1:
+        needed = dilation_rate * (k - 1) + 1 if padding == "valid" else 1
+        raise ValueError(
+            f"x has {length} steps, too short for kernel_size={k} with dilation_rate="
+            f"{dilation_rate} under padding='{padding}': it needs at least {needed} steps"
+        )
+    bias_arg = bias if bias is not None else np.zeros(0, dtype=x.dtype)
+    cache = {
+        "x_shape": x.shape, "kernel": kernel, "has_bias": bias is not None, "strides": strides,
+        "dilation_rate": dilation_rate, "pad_left": pad_left, "out_length": out_length,
+    }
+    if strides == 1 and k in _WINOGRAD_TILE:
+        m = _WINOGRAD_TILE[k]
+        a_t, _, g, b_t = _winograd(m, k, x.dtype.name)
+        u = (g @ kernel.reshape(k, cin * cout)).reshape(-1, cin, cout)
+        n = u.shape[0]
+        tiles_per_phase, total = _k.tile_counts(batch, out_length, m, dilation_rate)
+        tasks = _sequence_tasks(batch, total // max(batch, 1), n, max(cin, cout), x.itemsize)
+        v = np.empty((n, total, cin), dtype=x.dtype)
+        y = np.empty((batch, out_length, cout), dtype=x.dtype)
+        _run_tasks(
+            lambda lo, hi: _k.winograd_forward_tiles(
+                x, u, a_t, b_t, pad_left, dilation_rate, tiles_per_phase, lo, hi, bias_arg, v, y
+            ),
+            tasks,
+        )
+        cache.update(path="winograd", tile=m, u=u, v=v, tasks=tasks,
+                     tiles_per_phase=tiles_per_phase)
+        return y, cache
+    # im2col: each task copies its sequences' windows into their rows of cols, one GEMM
+    pointwise = k == 1 and strides == 1  # cols is x itself: no copy
+    cols = x.reshape(batch * length, cin) if pointwise else np.empty(
+        (batch * out_length, k * cin), dtype=x.dtype)
+    y = np.empty((batch * out_length, cout), dtype=x.dtype)
+    w2 = kernel.reshape(k * cin, cout)
+    tasks = _sequence_tasks(batch, out_length, 1, k * cin + cout, x.itemsize)
+
+    def forward_task(b_lo, b_hi):
+        if not pointwise:
+            _k.im2col(x, k, strides, dilation_rate, pad_left, out_length, b_lo, b_hi, cols)
+        rows = slice(b_lo * out_length, b_hi * out_length)
+        np.matmul(cols[rows], w2, out=y[rows])
+        if bias is not None:
+            y[rows] += bias
+
+    _run_tasks(forward_task, [(lo // out_length, hi // out_length) for lo, hi in tasks])
+    cache.update(path="im2col", cols=cols, tasks=tasks)
+    return y.reshape(batch, out_length, cout), cache
+
+
+def _check_cache(cache, keys, name):
+    if not isinstance(cache, dict) or not all(key in cache for key in keys):
+        raise TypeError(f"cache must be the cache returned by {name}")
+
+
+def _grad(grad, shape, dtype, name="grad_y"):
+    grad = float_array(grad, name, dtype=dtype)
+    if grad.shape != tuple(shape):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} (the forward's output), got {grad.shape}"
+        )
+    return grad
+
+
+# grad_y: (B, Lout, Cout) -> dx: (B, L, Cin), dkernel: (k, Cin, Cout), dbias: (Cout,) or None
+def conv1d_backward(cache, grad_y):
+    """Gradients of :func:`conv1d_forward`: ``(dx, dkernel, dbias)``, dbias None when the
+    forward had no bias."""
+    _check_cache(cache, ("x_shape", "kernel", "path"), "conv1d_forward")
+    kernel = cache["kernel"]
+    batch, length, cin = cache["x_shape"]
+    k, _, cout = kernel.shape
+    out_length = cache["out_length"]
+    gy = _grad(grad_y, (batch, out_length, cout), kernel.dtype)
+    dilation, pad_left = cache["dilation_rate"], cache["pad_left"]
+    if cache["path"] == "winograd":
+        m = cache["tile"]
+        a_t, a, g, b_t = _winograd(m, k, kernel.dtype.name)
+        n = a_t.shape[1]
+        dx = np.zeros((batch, length, cin), dtype=gy.dtype)
+        v, u, tiles_per_phase = cache["v"], cache["u"], cache["tiles_per_phase"]
+        partials = _run_tasks(
+            lambda lo, hi: _k.winograd_backward_tiles(
+                v, gy, u, a, b_t, pad_left, dilation, tiles_per_phase, lo, hi, dx
+            ),
+            cache["tasks"],
+        )
+        z = np.zeros((n, cin, cout), dtype=gy.dtype)
+        dbias = np.zeros(cout, dtype=gy.dtype)
+        for z_part, dbias_part in partials:  # in task order: the same bits every time
+            z += z_part
+            dbias += dbias_part
+        dkernel = (g.T @ z.reshape(n, cin * cout)).reshape(k, cin, cout)
+    else:
+        cols = cache["cols"]
+        strides = cache["strides"]
+        gy2 = gy.reshape(batch * out_length, cout)
+        w2 = kernel.reshape(k * cin, cout)
+        pointwise = k == 1 and strides == 1
+        dx = np.empty((batch, length, cin), dtype=gy.dtype)
+
+        def backward_task(b_lo, b_hi):
+            rows = slice(b_lo * out_length, b_hi * out_length)
+            dkernel_part = cols[rows].T @ gy2[rows]
+            dbias_part = gy2[rows].sum(axis=0)
+            if pointwise:
+                np.matmul(gy2[rows], w2.T, out=dx.reshape(batch * length, cin)[rows])
+            else:
+                dcols = gy2[rows] @ w2.T
+                # col2im reads rows b * Lout + t: hand it this task's block with b from 0
+                _k.col2im(dcols, k, strides, dilation, pad_left, out_length, 0, b_hi - b_lo,
+                          dx[b_lo:b_hi])
+            return dkernel_part, dbias_part
+
+        tasks = [(lo // out_length, hi // out_length) for lo, hi in cache["tasks"]]
+        partials = _run_tasks(backward_task, tasks)
+        dkernel = np.zeros((k * cin, cout), dtype=gy.dtype)
+        dbias = np.zeros(cout, dtype=gy.dtype)
+        for dkernel_part, dbias_part in partials:  # in task order: the same bits every time
+            dkernel += dkernel_part
+            dbias += dbias_part
+        dkernel = dkernel.reshape(k, cin, cout)
+    return dx, dkernel, (dbias if cache["has_bias"] else None)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def max_pool1d_output_length(length, pool_size, strides=None, padding="valid"):
+    """Keras's output length of MaxPooling1D (may be < 1: the input is too short)."""
+    strides = pool_size if strides is None else strides
+    if padding == "valid":
+        return (length - pool_size) // strides + 1
+    return (length - 1) // strides + 1
+
+
+# x: (B, L, C) -> y: (B, Lout, C)
+def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Max over windows of ``pool_size`` steps every ``strides`` (default: pool_size), as
+    Keras's MaxPooling1D. Padded steps ('same') never win; on ties the gradient goes to
+    the first maximum. Returns ``(y, cache)``."""
+    x = _input3d(x)
+    pool_size = positive_int(pool_size, "pool_size")
+    strides = pool_size if strides is None else positive_int(strides, "strides")
+    padding = _padding(padding, _POOL_PADDINGS)
+    batch, length, channels = x.shape
+    out_length = max_pool1d_output_length(length, pool_size, strides, padding)
+    if out_length < 1:
+        raise ValueError(
+            f"x has {length} steps, too short for pool_size={pool_size} under padding="
+            f"'{padding}': it needs at least {pool_size if padding == 'valid' else 1} steps"
+        )
+    total = max((out_length - 1) * strides + pool_size - length, 0) if padding == "same" else 0
+    pad_left = total // 2
+    y = np.empty((batch, out_length, channels), dtype=x.dtype)
+    argmax = np.empty((batch, out_length, channels), dtype=np.int32 if length < 2**31 else np.int64)
+    _k.max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax)
+    cache = {"x_shape": x.shape, "argmax": argmax, "pool_size": pool_size, "strides": strides,
+             "pad_left": pad_left, "dtype": x.dtype}
+    return y, cache
+
+
+# grad_y: (B, Lout, C) -> dx: (B, L, C)
+def max_pool1d_backward(cache, grad_y):
+    """Gradient of :func:`max_pool1d_forward`: each window's gradient goes to its max."""
+    _check_cache(cache, ("x_shape", "argmax", "pool_size"), "max_pool1d_forward")
+    argmax = cache["argmax"]
+    gy = _grad(grad_y, argmax.shape, cache["dtype"])
+    dx = np.empty(cache["x_shape"], dtype=gy.dtype)
+    _k.max_pool1d_backward(gy, argmax, cache["pool_size"], cache["strides"], cache["pad_left"], dx)
+    return dx
+
+
+def _mask(mask, batch, length):
+    if mask is None:
+        return np.ones((0, 0), dtype=np.bool_), False
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in "biu":
+            raise TypeError(f"mask must be a bool array, got dtype {mask.dtype}")
+        mask = mask != 0
+    if mask.shape != (batch, length):
+        raise ValueError(
+            f"mask must have shape (batch, steps) = {(batch, length)}, got {mask.shape}"
+        )
+    return np.ascontiguousarray(mask), True
+
+
+# x: (B, L, C), mask: (B, L) bool -> y: (B, C)
+def global_average_pool1d_forward(x, mask=None):
+    """Mean over the steps, as Keras's GlobalAveragePooling1D: with a mask only the
+    unmasked (True) steps count, and a fully masked sequence gives 0 (Keras: 0/0 = NaN).
+    Returns ``(y, cache)``."""
+    x = _input3d(x)
+    batch, length, channels = x.shape
+    mask, use_mask = _mask(mask, batch, length)
+    if length < 1:
+        raise ValueError(f"x must have at least 1 step, got shape {x.shape}")
+    y = np.empty((batch, channels), dtype=x.dtype)
+    inv_counts = np.empty(batch, dtype=x.dtype)
+    _k.global_average_pool1d_forward(x, mask, use_mask, y, inv_counts)
+    return y, {"x_shape": x.shape, "mask": mask, "use_mask": use_mask, "inv_counts": inv_counts}
+
+
+# grad_y: (B, C) -> dx: (B, L, C)
+def global_average_pool1d_backward(cache, grad_y):
+    _check_cache(cache, ("x_shape", "inv_counts"), "global_average_pool1d_forward")
+    batch, length, channels = cache["x_shape"]
+    inv_counts = cache["inv_counts"]
+    gy = _grad(grad_y, (batch, channels), inv_counts.dtype)
+    dx = np.empty(cache["x_shape"], dtype=gy.dtype)
+    _k.global_average_pool1d_backward(gy, inv_counts, cache["mask"], cache["use_mask"], dx)
+    return dx
+
+
+# x: (B, L, C), mask: (B, L) bool -> y: (B, C)
+def global_max_pool1d_forward(x, mask=None):
+    """Max over the steps; ties send the gradient to the first maximum.
+
+    With a mask only the unmasked (True) steps count and a fully masked sequence gives 0.
+    Note: Keras's GlobalMaxPooling1D takes no mask (its call() reduces over every step), so
+    a Keras-compatible layer calls this with mask=None. Returns ``(y, cache)``."""
+    x = _input3d(x)
+    batch, length, channels = x.shape
+    mask, use_mask = _mask(mask, batch, length)
+    if length < 1:
+        raise ValueError(f"x must have at least 1 step, got shape {x.shape}")
+    y = np.empty((batch, channels), dtype=x.dtype)
+    argmax = np.empty((batch, channels), dtype=np.int64)
+    _k.global_max_pool1d_forward(x, mask, use_mask, y, argmax)
+    return y, {"x_shape": x.shape, "argmax": argmax, "dtype": x.dtype}
+
+
+# grad_y: (B, C) -> dx: (B, L, C)
+def global_max_pool1d_backward(cache, grad_y):
+    _check_cache(cache, ("x_shape", "argmax"), "global_max_pool1d_forward")
+    argmax = cache["argmax"]
+    gy = _grad(grad_y, argmax.shape, cache["dtype"])
+    dx = np.empty(cache["x_shape"], dtype=gy.dtype)
+    _k.global_max_pool1d_backward(gy, argmax, dx)
+    return dx
+
+
+__all__ = [
+    "conv1d_forward", "conv1d_backward",
+    "max_pool1d_forward", "max_pool1d_backward",
+    "global_average_pool1d_forward", "global_average_pool1d_backward",
+    "global_max_pool1d_forward", "global_max_pool1d_backward",
+    "conv1d_output_length", "max_pool1d_output_length",
+]

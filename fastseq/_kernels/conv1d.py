@@ -1,0 +1,425 @@
+"""Conv1D and 1-D pooling kernels (Numba + the BLAS through NumPy), channels-last.
+
+Pure functions on arrays; the public wrappers in :mod:`fastseq._api.conv1d` check inputs,
+work out the geometry and pick the path. Kernels here trust their inputs.
+
+Two convolution paths, both deterministic (no atomics; every reduction runs in a fixed
+order). The Numba kernels are serial on purpose: the work is GEMM-bound and the BLAS has the
+cores, and a Numba (GNU OpenMP) parallel region next to OpenBLAS calls costs milliseconds
+per switch on a 2-core machine (GOMP's workers spin-wait while OpenBLAS's need the cores).
+
+* Winograd minimal filtering F(m, k) (stride 1, any dilation): the time axis is cut into
+  tiles of m outputs; each tile's n = m + k - 1 inputs are transformed (``tile_transform``),
+  multiplied by the transformed kernel with one batched GEMM of n (tiles, Cin) x (Cin, Cout)
+  products, and transformed back (``tile_untransform``). The GEMMs do n / (m k) of the
+  direct FLOPs (0.4-0.5 for k = 3, 5), and the conv is GEMM-bound, so this is where the
+  speed comes from. The backward is the chain rule through the same tiles: grad_y's tiles
+  are transformed once (by A, n x m) and feed both n (Cin, tiles) x (tiles, Cout) GEMMs for
+  dkernel (reusing the forward's transformed x) and n (tiles, Cout) x (Cout, Cin) GEMMs
+  whose products the transposed input transform overlap-adds into dx. Tiles go through in
+  chunks that keep the transformed arrays in cache between the transform, GEMM and back.
+* im2col (strides > 1, long kernels): ``im2col`` copies the windows into (B * Lout, k * Cin)
+  rows, one GEMM; dx by ``col2im``, a gather (each dx element sums its own taps in order).
+
+Both run over ranges of whole sequences, which the caller may hand to several threads (the
+kernels release the GIL); each range's GEMMs are its own, and reductions over the batch
+(dkernel, dbias) come back per range for the caller to add in range order.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+# Let LLVM fuse a * b + c into FMAs (still the same bits on every run).
+_FASTMATH = {"contract"}
+
+
+# ----------------------------------------------------------------------------- Winograd
+#
+# Tiles are numbered r = (b * dilation + phase) * tiles_per_phase + q. With dilation d, the
+# steps t = phase + d * u of one phase form an ordinary stride-1 correlation with the taps
+# d apart; tile q of it holds u in [q * m, q * m + m) (outputs) and reads n inputs from there.
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath=_FASTMATH)
+def tile_transform(src, pad_left, dilation, tile_step, tiles_per_phase, tile0, count,
+                   transform, out, out0):
+    """out[p, out0 + r - tile0, :] = sum_i transform[p, i] * src[b, phase + d * (q * m + i)
+    - pad_left, :] (zero where that step falls outside src), for the tiles r in
+    [tile0, tile0 + count). Whole C-contiguous arrays come in (a slice would compile a
+    strided variant that does not vectorise); the offsets pick the chunk.
+
+    # src: (B, Ls, C), transform: (n, w) -> out: (n, tiles, C)"""
+    n, width = transform.shape
+    length = src.shape[1]
+    channels = src.shape[2]
+    tiles_per_seq = dilation * tiles_per_phase
+    for local in range(count):
+        r = tile0 + local
+        row = out0 + local
+        b = r // tiles_per_seq
+        rest = r - b * tiles_per_seq
+        phase = rest // tiles_per_phase
+        q = rest - phase * tiles_per_phase
+        first_step = phase + dilation * q * tile_step - pad_left
+        for p in range(n):
+            for c in range(channels):
+                out[p, row, c] = 0
+        for i in range(width):
+            t = first_step + dilation * i
+            if t >= 0 and t < length:
+                for p in range(n):
+                    coef = transform[p, i]
+                    if coef != 0:
+                        for c in range(channels):
+                            out[p, row, c] += coef * src[b, t, c]
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath=_FASTMATH)
+def tile_untransform(products, transform, dilation, tiles_per_phase, tile0, count, bias, y):
+    """y[b, phase + d * (q * m + i), :] = bias + sum_p transform[i, p] * products[p, r - tile0, :]
+    for the tiles r in [tile0, tile0 + count), the steps inside y (bias: length 0 for none).
+
+    # products: (n, chunk_tiles, C), transform: (m, n), bias: (C,) or (0,) -> y: (B, Lout, C)"""
+    n = products.shape[0]
+    channels = products.shape[2]
+    m = transform.shape[0]
+    out_length = y.shape[1]
+    tiles_per_seq = dilation * tiles_per_phase
+    has_bias = bias.shape[0] > 0
+    for local in range(count):
+        r = tile0 + local
+        b = r // tiles_per_seq
+        rest = r - b * tiles_per_seq
+        phase = rest // tiles_per_phase
+        q = rest - phase * tiles_per_phase
+        for i in range(m):
+            t = phase + dilation * (q * m + i)
+            if t < out_length:
+                if has_bias:
+                    for c in range(channels):
+                        y[b, t, c] = bias[c]
+                else:
+                    for c in range(channels):
+                        y[b, t, c] = 0
+                for p in range(n):
+                    coef = transform[i, p]
+                    if coef != 0:
+                        for c in range(channels):
+                            y[b, t, c] += coef * products[p, local, c]
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath=_FASTMATH)
+def tile_untransform_add(products, transform, pad_left, dilation, tile_step, tiles_per_phase,
+                         tile0, count, dx):
+    """The transpose of ``tile_transform``: dx[b, phase + d * (q * m + i) - pad_left, :] +=
+    sum_p transform[p, i] * products[p, r - tile0, :] for the steps inside dx. Neighbouring
+    tiles overlap by n - m steps; they add in tile order (serial: the same bits every run).
+
+    # products: (n, chunk_tiles, C), transform: (n, n) -> dx: (B, L, C) (accumulated)"""
+    n = products.shape[0]
+    channels = products.shape[2]
+    width = transform.shape[1]
+    length = dx.shape[1]
+    tiles_per_seq = dilation * tiles_per_phase
+    for local in range(count):
+        r = tile0 + local
+        b = r // tiles_per_seq
+        rest = r - b * tiles_per_seq
+        phase = rest // tiles_per_phase
+        q = rest - phase * tiles_per_phase
+        first_step = phase + dilation * q * tile_step - pad_left
+        for i in range(width):
+            t = first_step + dilation * i
+            if t >= 0 and t < length:
+                for p in range(n):
+                    coef = transform[p, i]
+                    if coef != 0:
+                        for c in range(channels):
+                            dx[b, t, c] += coef * products[p, local, c]
+
+
+def tile_counts(batch, out_length, m, dilation):
+    """(tiles per phase, tiles in all): each of the d phases has ceil(out_length / d) steps."""
+    steps_per_phase = -(-out_length // dilation)
+    tiles_per_phase = -(-steps_per_phase // m)
+    return tiles_per_phase, batch * dilation * tiles_per_phase
+
+
+# x: (B, L, Cin), u: (n, Cin, Cout) = G @ kernel -> y: (B, Lout, Cout), v: (n, tiles, Cin)
+def winograd_forward_tiles(x, u, a_t, b_t, pad_left, dilation, tiles_per_phase, tile_lo,
+                           tile_hi, bias, v, y):
+    """y[b, t] = bias + sum_j x[b, t - pad_left + j * dilation] @ kernel[j] (zero outside x)
+    for the steps of tiles [tile_lo, tile_hi), with ``u`` the kernel transformed by G (n, k);
+    a_t: (m, n), b_t: (n, n). Also fills v[:, tile_lo:tile_hi], the tiles' transformed
+    input, which the backward reuses. Ranges of whole sequences may run in parallel."""
+    m, n = a_t.shape
+    count = tile_hi - tile_lo
+    products = np.empty((n, count, u.shape[2]), dtype=x.dtype)
+    tile_transform(x, pad_left, dilation, m, tiles_per_phase, tile_lo, count, b_t, v, tile_lo)
+    np.matmul(v[:, tile_lo:tile_hi], u, out=products)
+    tile_untransform(products, a_t, dilation, tiles_per_phase, tile_lo, count, bias, y)
+
+
+# v: (n, tiles, Cin), grad_y: (B, Lout, Cout), u: (n, Cin, Cout)
+#   -> dx: (B, L, Cin) (its sequences' rows), z: (n, Cin, Cout), dbias: (Cout,)
+def winograd_backward_tiles(v, grad_y, u, a, b_t, pad_left, dilation, tiles_per_phase,
+                            tile_lo, tile_hi, dx):
+    """The backward of :func:`winograd_forward_tiles` for tiles [tile_lo, tile_hi) of whole
+    sequences (so ranges never share a dx row), by the chain rule through the transforms.
+    Per tile, with g = A @ grad_y_tile (a: (n, m), the forward's A):
+      z[p] += v[p]^T g[p]   (dkernel = G^T z, summed over ranges by the caller, in order),
+      dx_tile += (B^T)^T (g[p] @ u[p]^T)   (overlap-added by ``tile_untransform_add``).
+    grad_y is transformed once for both gradients. Returns this range's (z, dbias); dbias is
+    read off g's row 1 (the point 1: A's row of ones sums a tile). dx must start at zero."""
+    n, m = a.shape
+    count = tile_hi - tile_lo
+    cin, cout = v.shape[2], grad_y.shape[2]
+    g = np.empty((n, count, cout), dtype=grad_y.dtype)
+    products = np.empty((n, count, cin), dtype=grad_y.dtype)
+    tile_transform(grad_y, 0, dilation, m, tiles_per_phase, tile_lo, count, a, g, 0)
+    z = np.matmul(v[:, tile_lo:tile_hi].transpose(0, 2, 1), g)
+    dbias = g[1].sum(axis=0)
+    np.matmul(g, u.transpose(0, 2, 1), out=products)
+    tile_untransform_add(products, b_t, pad_left, dilation, m, tiles_per_phase, tile_lo, count, dx)
+    return z, dbias
+
+
+def _eval_matrix(points, size):
+    """Rows: the polynomial of ``size`` coefficients evaluated at each point, then at
+    infinity (its leading coefficient)."""
+    from fractions import Fraction
+
+    rows = [[p**i for i in range(size)] for p in points]
+    rows.append([Fraction(0)] * (size - 1) + [Fraction(1)])
+    return rows
+
+
+def _inverse(matrix):
+    """Exact inverse of a small Fraction matrix (Gauss-Jordan)."""
+    from fractions import Fraction
+
+    size = len(matrix)
+    rows = [list(r) + [Fraction(int(i == j)) for j in range(size)] for i, r in enumerate(matrix)]
+    for col in range(size):
+        pivot = next(r for r in range(col, size) if rows[r][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        pv = rows[col][col]
+        rows[col] = [v / pv for v in rows[col]]
+        for r in range(size):
+            if r != col and rows[r][col] != 0:
+                f = rows[r][col]
+                rows[r] = [a - f * b for a, b in zip(rows[r], rows[col])]
+    return [r[size:] for r in rows]
+
+
+def winograd_matrices(m, k):
+    """(A^T (m, n), G (n, k), B^T (n, n)) of Winograd F(m, k) for the correlation
+    y_i = sum_j g_j d_(i+j): y = A^T [(G g) * (B^T d)], n = m + k - 1, float64.
+
+    Toom-Cook on the points 0, 1, -1, 2, -2, 1/2, -1/2, ... and infinity: A and G evaluate
+    the m- and k-coefficient polynomials there, B^T = V^-T for V the n-coefficient
+    evaluation matrix (the correlation is the transpose of the linear convolution
+    c = V^-1 [(G g) * (A e)]). Computed exactly in fractions; n <= 9 here."""
+    from fractions import Fraction as F
+
+    n = m + k - 1
+    points = [F(0), F(1), F(-1), F(2), F(-2), F(1, 2), F(-1, 2), F(3), F(-3)][: n - 1]
+    if len(points) < n - 1:
+        raise ValueError(f"Winograd F({m}, {k}) needs {n - 1} points, have {len(points)}")
+    a = _eval_matrix(points, m)
+    g = _eval_matrix(points, k)
+    v_inv = _inverse(_eval_matrix(points, n))
+    b_t = [list(col) for col in zip(*v_inv)]
+    # Row p of B^T and row p of G may trade a factor (the product is unchanged): make B^T's
+    # rows integers with no common factor and move the fractions into G, which is applied
+    # once to the kernel in float64. The input transforms then round less (A is integer or
+    # dyadic already).
+    for p in range(n):
+        den = 1
+        for val in b_t[p]:
+            den = den * val.denominator // math.gcd(den, val.denominator)
+        num = 0
+        for val in b_t[p]:
+            num = math.gcd(num, (val * den).numerator)
+        scale = F(den, num)
+        b_t[p] = [val * scale for val in b_t[p]]
+        g[p] = [val / scale for val in g[p]]
+
+    def as_array(rows):
+        return np.array([[float(x) for x in r] for r in rows], dtype=np.float64)
+
+    return as_array(a).T.copy(), as_array(g), as_array(b_t)
+
+
+# ----------------------------------------------------------------------------- im2col
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def im2col(x, kernel_size, strides, dilation, pad_left, out_length, b_lo, b_hi, cols):
+    """cols[b * Lout + t, j * Cin + c] = x[b, t * strides + j * dilation - pad_left, c], zero
+    where that step is padding, for the sequences b in [b_lo, b_hi).
+
+    # x: (B, L, Cin) -> cols: (B * Lout, k * Cin)"""
+    length, cin = x.shape[1], x.shape[2]
+    for row in range(b_lo * out_length, b_hi * out_length):
+        b = row // out_length
+        t = row - b * out_length
+        for j in range(kernel_size):
+            s = t * strides + j * dilation - pad_left
+            if s >= 0 and s < length:
+                for c in range(cin):
+                    cols[row, j * cin + c] = x[b, s, c]
+            else:
+                for c in range(cin):
+                    cols[row, j * cin + c] = 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def col2im(dcols, kernel_size, strides, dilation, pad_left, out_length, b_lo, b_hi, dx):
+    """dx[b, s, c] = sum over the taps j with s + pad_left - j * dilation = t * strides,
+    0 <= t < Lout, of dcols[b * Lout + t, j * Cin + c], in tap order (a gather), for the
+    sequences b in [b_lo, b_hi).
+
+    # dcols: (B * Lout, k * Cin) -> dx: (B, L, Cin)"""
+    length, cin = dx.shape[1], dx.shape[2]
+    for row in range(b_lo * length, b_hi * length):
+        b = row // length
+        s = row - b * length
+        for c in range(cin):
+            dx[b, s, c] = 0
+        for j in range(kernel_size):
+            num = s + pad_left - j * dilation
+            if num >= 0 and num % strides == 0:
+                t = num // strides
+                if t < out_length:
+                    src = b * out_length + t
+                    for c in range(cin):
+                        dx[b, s, c] += dcols[src, j * cin + c]
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+# x: (B, L, C) -> y: (B, Lout, C), argmax: (B, Lout, C) int32 steps of x
+@njit(cache=True, boundscheck=False)
+def max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax):
+    """Max over each window of real steps (padding never wins); ties: the first step."""
+    batch, length, channels = x.shape
+    out_length = y.shape[1]
+    for row in range(batch * out_length):
+        b = row // out_length
+        t = row - b * out_length
+        start = t * strides - pad_left
+        first = max(start, 0)
+        last = min(start + pool_size, length)
+        for c in range(channels):
+            y[b, t, c] = x[b, first, c]
+            argmax[b, t, c] = first
+        for s in range(first + 1, last):
+            for c in range(channels):
+                # branch-free selects, so the loop over channels vectorises
+                v = x[b, s, c]
+                better = v > y[b, t, c]
+                y[b, t, c] = v if better else y[b, t, c]
+                argmax[b, t, c] = s if better else argmax[b, t, c]
+
+
+# grad_y: (B, Lout, C), argmax: (B, Lout, C) -> dx: (B, L, C)
+@njit(cache=True, boundscheck=False)
+def max_pool1d_backward(grad_y, argmax, pool_size, strides, pad_left, dx):
+    """dx[b, s, c] = sum of grad_y over the windows whose max was step s (a gather over the
+    windows that contain s, in order: overlapping windows add up without races)."""
+    batch, length, channels = dx.shape
+    out_length = grad_y.shape[1]
+    for row in range(batch * length):
+        b = row // length
+        s = row - b * length
+        for c in range(channels):
+            dx[b, s, c] = 0
+        # windows t with t * strides - pad_left <= s < t * strides - pad_left + pool_size
+        num = s + pad_left - pool_size + 1
+        t_first = 0 if num <= 0 else -(-num // strides)
+        t_last = min((s + pad_left) // strides, out_length - 1)
+        for t in range(t_first, t_last + 1):
+            for c in range(channels):
+                dx[b, s, c] += grad_y[b, t, c] if argmax[b, t, c] == s else 0
+
+
+# x: (B, L, C), mask: (B, L) bool -> y: (B, C), inv_counts: (B,)
+@njit(cache=True, boundscheck=False)
+def global_average_pool1d_forward(x, mask, use_mask, y, inv_counts):
+    """Mean over the unmasked steps (all when not use_mask); none unmasked: 0."""
+    batch, length, channels = x.shape
+    for b in range(batch):
+        for c in range(channels):
+            y[b, c] = 0
+        count = 0
+        for s in range(length):
+            if use_mask and not mask[b, s]:
+                continue
+            count += 1
+            for c in range(channels):
+                y[b, c] += x[b, s, c]
+        inv = 1.0 / count if count > 0 else 0.0
+        inv_counts[b] = inv
+        for c in range(channels):
+            y[b, c] *= inv_counts[b]
+
+
+# grad_y: (B, C), inv_counts: (B,), mask: (B, L) -> dx: (B, L, C)
+@njit(cache=True, boundscheck=False)
+def global_average_pool1d_backward(grad_y, inv_counts, mask, use_mask, dx):
+    batch, length, channels = dx.shape
+    for row in range(batch * length):
+        b = row // length
+        s = row - b * length
+        if use_mask and not mask[b, s]:
+            for c in range(channels):
+                dx[b, s, c] = 0
+        else:
+            for c in range(channels):
+                dx[b, s, c] = grad_y[b, c] * inv_counts[b]
+
+
+# x: (B, L, C), mask: (B, L) bool -> y: (B, C), argmax: (B, C) int32 (-1: none unmasked)
+@njit(cache=True, boundscheck=False)
+def global_max_pool1d_forward(x, mask, use_mask, y, argmax):
+    """Max over the unmasked steps; ties: the first; none unmasked: 0 and argmax -1."""
+    batch, length, channels = x.shape
+    for b in range(batch):
+        first = 0
+        if use_mask:
+            while first < length and not mask[b, first]:
+                first += 1
+        if first == length:
+            for c in range(channels):
+                y[b, c] = 0
+                argmax[b, c] = -1
+            continue
+        for c in range(channels):
+            y[b, c] = x[b, first, c]
+            argmax[b, c] = first
+        for s in range(first + 1, length):
+            if use_mask and not mask[b, s]:
+                continue
+            for c in range(channels):
+                # branch-free selects, so the loop over channels vectorises
+                v = x[b, s, c]
+                better = v > y[b, c]
+                y[b, c] = v if better else y[b, c]
+                argmax[b, c] = s if better else argmax[b, c]
+
+
+# grad_y: (B, C), argmax: (B, C) -> dx: (B, L, C)
+@njit(cache=True, boundscheck=False)
+def global_max_pool1d_backward(grad_y, argmax, dx):
+    batch, length, channels = dx.shape
+    for b in range(batch):
+        for s in range(length):
+            for c in range(channels):
+                dx[b, s, c] = 0
+        for c in range(channels):
+            s = argmax[b, c]
+            if s >= 0:
+                dx[b, s, c] = grad_y[b, c]
