@@ -1,8 +1,12 @@
-"""Utilities: the random seed shared by initializers, shuffling and dropout, and
-to_categorical."""
+"""Utilities: the random seed shared by initializers, shuffling and dropout,
+to_categorical, and the Keras progress bar (Progbar)."""
 import random
 
 import numpy as np
+
+from .progbar import Progbar
+
+__all__ = ["set_random_seed", "get_rng", "to_categorical", "Progbar"]
 
 _rng = np.random.default_rng()
 

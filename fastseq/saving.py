@@ -1,0 +1,709 @@
+"""Saving and loading weights and whole models.
+
+Weights (``save_weights`` / ``load_weights``), chosen by the file name:
+
+- ``*.weights.h5``: Keras 3's weights layout (``layers/<layer>/vars/<i>``, LSTM weights
+  under ``layers/lstm/cell/vars``), which ``keras.Model.load_weights`` reads.
+- other ``*.h5`` / ``*.hdf5``: Keras 2's layout (root attribute ``layer_names``; per layer
+  a group with ``weight_names`` such as ``embedding/embeddings:0``,
+  ``lstm/lstm_cell/kernel:0``), which Keras 2 and Keras 3 (legacy loader) read.
+- anything else (``*.npz`` recommended): a NumPy ``.npz`` with one array per weight, keyed
+  ``<layer name>/<weight name>``, and a JSON member ``__fastseq__`` recording the layers,
+  the weights' order, shapes and dtypes.
+
+HDF5 needs h5py (``pip install fastseq[h5]``). Loading recognizes the format by content,
+not by name, so every layout above loads whatever its extension, including the weights
+inside a saved model file. Weights are matched to the model's layers in order, among the
+layers that have weights (Keras's rule for ``.h5``), so a new model with other automatic
+layer names ('dense_1') loads them. Every layer, count and shape is checked before any
+weight changes: a mismatch raises ValueError naming the layer and the shapes and leaves the
+model as it was. A truncated or corrupted file raises ValueError saying so.
+
+Models (``save_model`` / ``load_model``):
+
+- ``*.h5`` / ``*.hdf5``: Keras 2's full-model layout: attributes ``model_config`` (JSON
+  ``{'class_name': 'Sequential', 'config': model.get_config()}``) and ``training_config``
+  (loss, metrics, ``optimizer_config``), groups ``model_weights`` (the weights layout above)
+  and ``optimizer_weights`` (the optimizer state, plus ``fastseq_slot_owners``).
+- anything else (``*.keras`` by convention): a zip archive with ``metadata.json``,
+  ``config.json`` (``class_name``, ``config``, ``compile_config``), ``model.weights.npz``
+  (the npz weights format) and ``optimizer.npz`` (state arrays with their names and the
+  weights they belong to). This is fastseq's own archive: Keras cannot read it.
+
+Every save writes a temporary file in the target's directory and renames it over the target
+(``os.replace``), so a crash or an error mid-write never leaves a half-written file and an
+existing file stays intact until the new one is complete.
+"""
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+import zipfile
+
+import numpy as np
+
+__all__ = ["save_weights", "load_weights", "save_model", "load_model", "atomic_write_path"]
+
+FORMAT_VERSION = 1
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_NPZ_META = "__fastseq__"
+# Keras 2 writes these; "tensorflow" keeps Keras 2 from converting Theano-era kernels.
+_KERAS_VERSION = "2.15.0"
+_KERAS_BACKEND = "tensorflow"
+_HDF5_OBJECT_HEADER_LIMIT = 64512
+# Layer classes whose Keras weights live in a cell sub-layer (Keras 2 names, Keras 3 path).
+_CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+
+
+# ------------------------------------------------------------------ small helpers
+def _version():
+    try:
+        from fastseq import __version__
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("Saving and loading HDF5 (.h5) files needs h5py: "
+                          "pip install fastseq[h5]  (or: pip install h5py)") from None
+    return h5py
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    if isinstance(obj, np.dtype):
+        return obj.name
+    if hasattr(obj, "get_config"):
+        return {"class_name": type(obj).__name__, "config": obj.get_config()}
+    raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
+
+
+def _dumps(obj):
+    return json.dumps(obj, default=_json_default)
+
+
+def _is_h5_name(path):
+    return str(path).lower().endswith((".h5", ".hdf5", ".keras.h5"))
+
+
+def _file_kind(path):
+    """'h5', 'zip' or raise: from the file's first bytes."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory, expected a weights or model file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_HDF5_MAGIC):
+        return "h5"
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC):
+        return "zip"
+    raise ValueError(f"{path!r} is not a fastseq/Keras weights or model file (neither HDF5 nor "
+                     "a zip/npz archive); it may be corrupted or truncated")
+
+
+def _corrupted(path, err):
+    return ValueError(f"{os.fspath(path)!r} is corrupted or truncated and cannot be loaded "
+                      f"({type(err).__name__}: {err})")
+
+
+# ------------------------------------------------------------------ atomic writes
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write_path(path):
+    """Yield a temporary path in ``path``'s directory; when the block ends without error,
+    the temporary file is flushed to disk and renamed over ``path`` (``os.replace``). On
+    error it is removed and ``path`` is untouched."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory, expected a file path")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory {directory!r} does not exist (saving {path!r})")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        mode = (os.stat(path).st_mode & 0o777) if os.path.exists(path) else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# ------------------------------------------------------------------ the model's weights
+def _layers(model):
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"expected a model with .layers, got {type(model).__name__}")
+    return list(layers)
+
+
+def _layer_weights(layer):
+    return list(getattr(layer, "weights", []) or [])
+
+
+def _short_name(var):
+    name = str(getattr(var, "name", "weight"))
+    name = name.rsplit("/", 1)[-1]
+    return name[:-2] if name.endswith(":0") else name
+
+
+def _keras2_weight_name(layer, var):
+    cell = _CELL_NAMES.get(type(layer).__name__)
+    prefix = f"{layer.name}/{cell}" if cell else layer.name
+    return f"{prefix}/{_short_name(var)}:0"
+
+
+def _weighted_layers(model):
+    return [layer for layer in _layers(model) if _layer_weights(layer)]
+
+
+def _not_built_hint(model):
+    if not _weighted_layers(model) and _layers(model):
+        return (" (the model has no weights yet: build it first, e.g. give the first layer "
+                "input_shape / input_length, or call the model on data)")
+    return ""
+
+
+def _assign_checked(model, per_layer_values, saved_names, source):
+    """Match saved [(layer name, [arrays])] to the model's layers with weights, in order;
+    check everything, then assign. Raises ValueError naming the first mismatch."""
+    layers = _weighted_layers(model)
+    if len(per_layer_values) != len(layers):
+        raise ValueError(
+            f"Layer count mismatch when loading weights from {source}: the model has "
+            f"{len(layers)} layers with weights {[l.name for l in layers]}, the file has "
+            f"{len(per_layer_values)} {list(saved_names)}{_not_built_hint(model)}. Nothing "
+            "was changed.")
+    plan = []
+    for k, (layer, (saved_name, values)) in enumerate(zip(layers, per_layer_values)):
+        variables = _layer_weights(layer)
+        label = f"layer #{k} (named {layer.name!r} in the model, {saved_name!r} in the file)"
+        if len(values) != len(variables):
+            raise ValueError(
+                f"Weight count mismatch for {label}: the layer expects {len(variables)} "
+                f"weight(s), the file has {len(values)}. Nothing was changed.")
+        for var, value in zip(variables, values):
+            if tuple(value.shape) != tuple(var.value.shape):
+                raise ValueError(
+                    f"Shape mismatch for {label}, weight {_short_name(var)!r}: the model "
+                    f"expects shape {tuple(var.value.shape)}, the file has shape "
+                    f"{tuple(value.shape)}. Nothing was changed.")
+            if value.dtype.kind not in "fiu":
+                raise ValueError(f"Weight {_short_name(var)!r} of {label} has dtype "
+                                 f"{value.dtype} in the file; expected floats")
+            plan.append((var, value))
+    for var, value in plan:
+        np.copyto(var.value, value, casting="unsafe")
+
+
+# ------------------------------------------------------------------ npz weights
+def _npz_weights_bytes(model):
+    meta = {"format": "fastseq.weights", "version": FORMAT_VERSION,
+            "fastseq_version": _version(), "layers": []}
+    arrays = {}
+    for layer in _layers(model):
+        entry = {"name": layer.name, "class_name": type(layer).__name__, "weights": []}
+        for j, var in enumerate(_layer_weights(layer)):
+            key = f"{layer.name}/{_short_name(var)}"
+            if key in arrays or key == _NPZ_META:
+                key = f"{key}#{j}"
+            arrays[key] = np.asarray(var.value)
+            entry["weights"].append({"name": _short_name(var), "key": key,
+                                     "shape": list(var.value.shape),
+                                     "dtype": var.value.dtype.name})
+        meta["layers"].append(entry)
+    arrays[_NPZ_META] = np.array(_dumps(meta))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _read_npz_weights(source, label):
+    """[(layer name, [arrays])] for the layers with weights, from npz bytes or a path."""
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}  # reading checks every CRC
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise _corrupted(label, err) from None
+    if _NPZ_META in arrays:
+        try:
+            meta = json.loads(str(arrays[_NPZ_META]))
+            out = []
+            for entry in meta["layers"]:
+                keys = [w["key"] for w in entry["weights"]]
+                if keys:
+                    out.append((entry["name"], [arrays[key] for key in keys]))
+            return out
+        except (KeyError, TypeError, ValueError) as err:
+            raise _corrupted(label, err) from None
+    # A plain np.savez(path, *model.get_weights()): one flat list, in order.
+    keys = sorted((k for k in arrays if k.startswith("arr_")), key=lambda k: int(k[4:]))
+    if not keys or len(keys) != len(arrays):
+        raise ValueError(f"{label!r} is an npz file but not a fastseq weights file (no "
+                         f"{_NPZ_META!r} member and not arr_0, arr_1, ...)")
+    return [("<flat list>", [arrays[k] for k in keys])]
+
+
+def _assign_flat(model, values, source):
+    variables = [var for layer in _layers(model) for var in _layer_weights(layer)]
+    per_layer, i = [], 0
+    for layer in _weighted_layers(model):
+        n = len(_layer_weights(layer))
+        per_layer.append((f"arrays {i}..{i + n - 1}", values[i:i + n]))
+        i += n
+    if len(values) != len(variables):
+        raise ValueError(f"{source}: the file has {len(values)} arrays, the model has "
+                         f"{len(variables)} weights{_not_built_hint(model)}. Nothing was "
+                         "changed.")
+    _assign_checked(model, per_layer, [p[0] for p in per_layer], source)
+
+
+# ------------------------------------------------------------------ HDF5 weights
+def _save_h5_attr(group, name, data):
+    # Keras 2's save_attributes_to_hdf5_group: split lists beyond the object header limit
+    data = [d.encode("utf8") if isinstance(d, str) else d for d in data]
+    arr = np.asarray(data)
+    chunks = 1
+    parts = np.array_split(arr, chunks)
+    while any(p.nbytes > _HDF5_OBJECT_HEADER_LIMIT for p in parts):
+        chunks += 1
+        parts = np.array_split(arr, chunks)
+    if chunks > 1:
+        for i, part in enumerate(parts):
+            group.attrs[f"{name}{i}"] = part
+    else:
+        group.attrs[name] = arr if len(data) else np.array([], dtype="S1")
+
+
+def _load_h5_attr(group, name):
+    def decode(values):
+        return [v.decode("utf8") if hasattr(v, "decode") else str(v) for v in values]
+
+    if name in group.attrs:
+        return decode(group.attrs[name])
+    out, i = [], 0
+    while f"{name}{i}" in group.attrs:
+        out.extend(decode(group.attrs[f"{name}{i}"]))
+        i += 1
+    return out
+
+
+def _write_keras2_weights(group, model):
+    layers = _layers(model)
+    _save_h5_attr(group, "layer_names", [layer.name for layer in layers])
+    group.attrs["backend"] = _KERAS_BACKEND.encode("utf8")
+    group.attrs["keras_version"] = _KERAS_VERSION.encode("utf8")
+    group.attrs["fastseq_version"] = _version().encode("utf8")
+    for layer in sorted(layers, key=lambda l: l.name):
+        g = group.create_group(layer.name)
+        variables = _layer_weights(layer)
+        names = [_keras2_weight_name(layer, var) for var in variables]
+        _save_h5_attr(g, "weight_names", names)
+        for name, var in zip(names, variables):
+            g.create_dataset(name, data=np.asarray(var.value))
+
+
+def _read_keras2_weights(group):
+    out = []
+    for name in _load_h5_attr(group, "layer_names"):
+        g = group[name]
+        weight_names = _load_h5_attr(g, "weight_names")
+        if weight_names:
+            out.append((name, [np.asarray(g[w]) for w in weight_names]))
+    return out
+
+
+def _keras_snake_case(name):
+    # keras.src.utils.naming.to_snake_case: GlobalMaxPooling1D -> global_max_pooling1d
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_layer_keys(model):
+    # Keras 3 names each layer's group after its class (snake case), numbered per class in
+    # model order: embedding, lstm, dense, dense_1, ...
+    seen = {}
+    keys = []
+    for layer in _layers(model):
+        base = _keras_snake_case(type(layer).__name__)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        keys.append(base if count == 0 else f"{base}_{count}")
+    return keys
+
+
+def _write_keras3_weights(f, model):
+    f.create_group("vars").attrs["name"] = str(getattr(model, "name", "sequential"))
+    layers_group = f.create_group("layers")
+    for key, layer in zip(_keras3_layer_keys(model), _layers(model)):
+        g = layers_group.create_group(key)
+        cell = _CELL_NAMES.get(type(layer).__name__)
+        own = g.create_group("vars")
+        own.attrs["name"] = layer.name
+        if cell:
+            own = g.create_group("cell").create_group("vars")
+            own.attrs["name"] = cell
+        for i, var in enumerate(_layer_weights(layer)):
+            own.create_dataset(str(i), data=np.asarray(var.value))
+
+
+def _read_keras3_weights(f, model):
+    layers_group = f["layers"]
+
+    def collect(g, values):
+        # the group's own vars, then its sub-objects' (an LSTM's cell), as Keras 3 stores
+        if "vars" in g:
+            v = g["vars"]
+            values.extend(np.asarray(v[k]) for k in sorted(v, key=int))
+        for child in sorted(k for k in g if k != "vars"):
+            if hasattr(g[child], "keys"):
+                collect(g[child], values)
+        return values
+
+    saved = {key: collect(layers_group[key], []) for key in layers_group}
+    saved_with_weights = sorted(key for key, values in saved.items() if values)
+    out = []
+    for key, layer in zip(_keras3_layer_keys(model), _layers(model)):
+        if _layer_weights(layer):
+            if not saved.get(key):
+                raise ValueError(
+                    f"Layer count mismatch: the model's layer {layer.name!r} (stored as "
+                    f"layers/{key} by Keras 3) has weights, the file has none for it; the file "
+                    f"has weights for {saved_with_weights}. Nothing was changed.")
+            out.append((f"layers/{key}", saved[key]))
+    if len(out) != len(saved_with_weights):
+        raise ValueError(
+            f"Layer count mismatch: the file has weights for {saved_with_weights}, the model "
+            f"for {[k for k, _ in out]}. Nothing was changed.")
+    return out
+
+
+def _load_h5_weights(model, path):
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if "layer_names" in f.attrs or "layer_names0" in f.attrs:
+                per_layer = _read_keras2_weights(f)
+            elif "model_weights" in f:
+                per_layer = _read_keras2_weights(f["model_weights"])
+            elif "layers" in f:
+                per_layer = _read_keras3_weights(f, model)
+            else:
+                raise ValueError(f"{os.fspath(path)!r} is an HDF5 file without Keras weights "
+                                 "(no 'layer_names', 'model_weights' or 'layers')")
+    except (OSError, KeyError, RuntimeError) as err:
+        raise _corrupted(path, err) from None
+    _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(os.fspath(path)))
+
+
+# ------------------------------------------------------------------ public: weights
+def save_weights(model, filepath):
+    """Save every layer's weights: Keras 3 layout for ``*.weights.h5``, Keras 2 layout for
+    other ``*.h5`` / ``*.hdf5``, fastseq's npz otherwise (see the module docstring).
+    Written atomically."""
+    filepath = os.fspath(filepath)
+    if _is_h5_name(filepath):
+        h5py = _h5py()
+        with atomic_write_path(filepath) as tmp:
+            with h5py.File(tmp, "w") as f:
+                if filepath.lower().endswith(".weights.h5"):
+                    _write_keras3_weights(f, model)
+                else:
+                    _write_keras2_weights(f, model)
+        return
+    data = _npz_weights_bytes(model)
+    with atomic_write_path(filepath) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def load_weights(model, filepath):
+    """Load weights saved by :func:`save_weights` (or by Keras 2 / Keras 3 into ``.h5``, or a
+    fastseq model file) into ``model``. Everything is checked before any weight changes."""
+    filepath = os.fspath(filepath)
+    kind = _file_kind(filepath)
+    if kind == "h5":
+        _load_h5_weights(model, filepath)
+        return
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            names = set(zf.namelist())
+            if "model.weights.npz" in names:  # a fastseq model archive
+                npz = zf.read("model.weights.npz")
+            else:
+                npz = None
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise _corrupted(filepath, err) from None
+    per_layer = _read_npz_weights(io.BytesIO(npz) if npz is not None else filepath, filepath)
+    if per_layer and per_layer[0][0] == "<flat list>":
+        _assign_flat(model, per_layer[0][1], repr(filepath))
+        return
+    _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
+
+
+# ------------------------------------------------------------------ optimizer state
+def _optimizer_state(model):
+    """(names, arrays, owners) of the model's optimizer, or None when it has no state to
+    save. owners: [layer index, weight index] of each variable the slots belong to."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not hasattr(optimizer, "get_state"):
+        return None
+    tracked = list(getattr(optimizer, "_vars", []))
+    where = {}
+    for li, layer in enumerate(_layers(model)):
+        for wi, var in enumerate(_layer_weights(layer)):
+            where[id(var)] = [li, wi]
+    owners = []
+    for var in tracked:
+        if id(var) not in where:
+            warnings.warn("the optimizer tracks a variable that is not in the model; its state "
+                          "is not saved", stacklevel=3)
+            return None
+        owners.append(where[id(var)])
+    layers = _layers(model)
+    var_names = [f"{layers[li].name}/{_short_name(_layer_weights(layers[li])[wi])}"
+                 for li, wi in owners]
+    return optimizer.state_names(var_names), optimizer.get_state(), owners
+
+
+def _restore_optimizer(model, arrays, owners, source):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or arrays is None:
+        return
+    layers = _layers(model)
+    try:
+        variables = [_layer_weights(layers[li])[wi] for li, wi in owners]
+        if any(id(v) in getattr(optimizer, "_index", {}) for v in variables):
+            raise ValueError("the optimizer already has state")
+        optimizer.build(variables)
+        optimizer.set_state(arrays)
+    except (ValueError, TypeError, IndexError) as err:
+        warnings.warn(f"Error in loading the saved optimizer state from {source} ({err}). As a "
+                      "result, your model is starting with a freshly initialized optimizer.",
+                      stacklevel=3)
+        _reset_optimizer(optimizer)
+
+
+def _reset_optimizer(optimizer):
+    if hasattr(optimizer, "_vars"):
+        optimizer._vars, optimizer._index, optimizer._slots = [], {}, {}
+        optimizer.iterations = 0
+
+
+# ------------------------------------------------------------------ public: models
+def _model_config(model):
+    return {"class_name": type(model).__name__, "config": model.get_config()}
+
+
+def _compile_config(model):
+    config = getattr(model, "_compile_config", None)
+    if not config:
+        return None
+    return json.loads(_dumps(config))
+
+
+def save_model(model, filepath, include_optimizer=True):
+    """Save the architecture (``model.get_config()``), the weights, the compile settings and
+    (``include_optimizer``) the optimizer state: Keras 2's HDF5 layout for ``*.h5`` /
+    ``*.hdf5``, fastseq's zip archive otherwise. Written atomically."""
+    filepath = os.fspath(filepath)
+    model_config = _model_config(model)
+    compile_config = _compile_config(model)
+    state = _optimizer_state(model) if include_optimizer else None
+    if _is_h5_name(filepath):
+        _save_model_h5(model, filepath, model_config, compile_config, state)
+    else:
+        _save_model_zip(model, filepath, model_config, compile_config, state)
+
+
+def _save_model_zip(model, filepath, model_config, compile_config, state):
+    metadata = {"format": "fastseq.model", "version": FORMAT_VERSION,
+                "fastseq_version": _version(),
+                "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    config = dict(model_config)
+    config["compile_config"] = compile_config
+    weights = _npz_weights_bytes(model)
+    optimizer = None
+    if state is not None:
+        names, arrays, owners = state
+        buffer = io.BytesIO()
+        members = {f"state_{i:04d}": a for i, a in enumerate(arrays)}
+        members[_NPZ_META] = np.array(_dumps({"names": names, "owners": owners}))
+        np.savez(buffer, **members)
+        optimizer = buffer.getvalue()
+    with atomic_write_path(filepath) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("metadata.json", _dumps(metadata))
+            zf.writestr("config.json", _dumps(config))
+            zf.writestr("model.weights.npz", weights)
+            if optimizer is not None:
+                zf.writestr("optimizer.npz", optimizer)
+
+
+def _save_model_h5(model, filepath, model_config, compile_config, state):
+    h5py = _h5py()
+    training_config = None
+    if compile_config is not None:
+        training_config = {"loss": compile_config.get("loss"),
+                           "metrics": compile_config.get("metrics"),
+                           "weighted_metrics": None, "loss_weights": None,
+                           "optimizer_config": compile_config.get("optimizer")}
+    with atomic_write_path(filepath) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["keras_version"] = _KERAS_VERSION.encode("utf8")
+            f.attrs["backend"] = _KERAS_BACKEND.encode("utf8")
+            f.attrs["fastseq_version"] = _version().encode("utf8")
+            f.attrs["model_config"] = _dumps(model_config).encode("utf8")
+            if training_config is not None:
+                f.attrs["training_config"] = _dumps(training_config).encode("utf8")
+            _write_keras2_weights(f.create_group("model_weights"), model)
+            if state is not None:
+                names, arrays, owners = state
+                g = f.create_group("optimizer_weights")
+                names = [f"{n}:0" for n in names]
+                _save_h5_attr(g, "weight_names", names)
+                g.attrs["fastseq_slot_owners"] = _dumps(owners).encode("utf8")
+                for name, value in zip(names, arrays):
+                    g.create_dataset(name, data=value)
+
+
+def _read_model_zip(filepath):
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            names = set(zf.namelist())
+            if "config.json" not in names:
+                if any(n.endswith(".npy") for n in names):
+                    raise ValueError(f"{filepath!r} holds only weights (npz), not a model: use "
+                                     "model.load_weights")
+                raise ValueError(f"{filepath!r} is a zip file but not a fastseq model (no "
+                                 "config.json)")
+            config = json.loads(zf.read("config.json"))
+            weights = zf.read("model.weights.npz")
+            optimizer = zf.read("optimizer.npz") if "optimizer.npz" in names else None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
+        raise _corrupted(filepath, err) from None
+    state = None
+    if optimizer is not None:
+        try:
+            with np.load(io.BytesIO(optimizer), allow_pickle=False) as data:
+                meta = json.loads(str(data[_NPZ_META]))
+                keys = sorted(k for k in data.files if k.startswith("state_"))
+                state = ([data[k] for k in keys], meta["owners"])
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+            raise _corrupted(filepath, err) from None
+    compile_config = config.pop("compile_config", None)
+    per_layer = _read_npz_weights(io.BytesIO(weights), filepath)
+    return config, compile_config, per_layer, state
+
+
+def _read_model_h5(filepath):
+    h5py = _h5py()
+    try:
+        with h5py.File(filepath, "r") as f:
+            if "model_config" not in f.attrs:
+                raise ValueError(f"{filepath!r} holds no model_config: it is a weights file, "
+                                 "use model.load_weights")
+            raw = f.attrs["model_config"]
+            config = json.loads(raw.decode("utf8") if hasattr(raw, "decode") else raw)
+            compile_config = None
+            if "training_config" in f.attrs:
+                raw = f.attrs["training_config"]
+                training = json.loads(raw.decode("utf8") if hasattr(raw, "decode") else raw)
+                compile_config = {"optimizer": training.get("optimizer_config"),
+                                  "loss": training.get("loss"),
+                                  "metrics": training.get("metrics")}
+            per_layer = _read_keras2_weights(f["model_weights"])
+            state = None
+            if "optimizer_weights" in f:
+                g = f["optimizer_weights"]
+                if "fastseq_slot_owners" in g.attrs:
+                    raw = g.attrs["fastseq_slot_owners"]
+                    owners = json.loads(raw.decode("utf8") if hasattr(raw, "decode") else raw)
+                    arrays = [np.asarray(g[n]) for n in _load_h5_attr(g, "weight_names")]
+                    state = (arrays, owners)
+                else:
+                    warnings.warn(f"{filepath!r}: the optimizer state was written by Keras and "
+                                  "is not loaded; the optimizer starts fresh", stacklevel=3)
+    except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
+        raise _corrupted(filepath, err) from None
+    return config, compile_config, per_layer, state
+
+
+def _metric_names(metrics):
+    # Keras 2 training configs may nest metrics per output: [['acc']] for one output
+    if metrics is None:
+        return None
+    out = []
+    for m in metrics:
+        if isinstance(m, (list, tuple)):
+            out.extend(m)
+        else:
+            out.append(m)
+    return out
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model saved by :func:`save_model` (or a Keras 2 ``.h5`` model whose layers fastseq
+    has): rebuilt from its config, weights loaded (checked), compiled as it was and, when
+    saved, the optimizer state restored."""
+    filepath = os.fspath(filepath)
+    kind = _file_kind(filepath)
+    if kind == "h5":
+        config, compile_config, per_layer, state = _read_model_h5(filepath)
+    else:
+        config, compile_config, per_layer, state = _read_model_zip(filepath)
+    from fastseq import models as _models
+
+    class_name = config.get("class_name")
+    if class_name != "Sequential":
+        raise ValueError(f"{filepath!r}: fastseq loads Sequential models only, the file holds "
+                         f"class_name={class_name!r}")
+    model = _models.Sequential.from_config(config["config"], custom_objects=custom_objects)
+    _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
+    if compile and compile_config and compile_config.get("optimizer") is not None:
+        from fastseq import losses as _losses
+        from fastseq import optimizers as _optimizers
+
+        loss = compile_config.get("loss")
+        if isinstance(loss, dict):
+            loss = _losses.get(loss)
+        model.compile(optimizer=_optimizers.get(compile_config["optimizer"]), loss=loss,
+                      metrics=_metric_names(compile_config.get("metrics")))
+        if state is not None:
+            _restore_optimizer(model, state[0], state[1], repr(filepath))
+    return model
