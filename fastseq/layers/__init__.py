@@ -1,0 +1,28 @@
+"""Keras-compatible layers: ``from fastseq.layers import Embedding, LSTM, Dense``.
+
+Each layer holds its weights as :class:`fastseq.variables.Variable` (Keras's shapes and
+order) and calls :mod:`fastseq.kernels` for the heavy work.
+"""
+from .base import Layer, deserialize, reset_name_uids, serialize
+from .convolutional import Conv1D
+from .core import Activation, Dense, Dropout, Flatten
+from .embedding import Embedding
+from .pooling import (
+    GlobalAveragePool1D,
+    GlobalAveragePooling1D,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
+    GlobalMaxPooling1D,
+    MaxPool1D,
+    MaxPooling1D,
+)
+from .recurrent import LSTM
+
+Convolution1D = Conv1D  # Keras 1 name
+
+__all__ = [
+    "Layer", "Dense", "Dropout", "Flatten", "Activation", "Embedding", "LSTM", "Conv1D",
+    "Convolution1D", "MaxPooling1D", "MaxPool1D", "GlobalAveragePooling1D",
+    "GlobalAveragePool1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
+    "serialize", "deserialize", "reset_name_uids",
+]
