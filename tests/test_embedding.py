@@ -1,4 +1,6 @@
 """Embedding kernels against the NumPy reference, determinism, and every bad input."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -241,3 +243,19 @@ def test_empty_indices():
     assert dense.shape == (4, 3) and not dense.any()
     rows, values = kernels.embedding_backward_sparse([], np.zeros((0, 3), np.float32))
     assert rows.shape == (0,) and values.shape == (0, 3)
+
+
+@pytest.mark.parametrize("preset", [None, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"])
+def test_import_shortens_openmp_spinning_unless_the_user_chose(preset):
+    # spinning OpenMP threads starve the BLAS threads on small machines (see fastseq/__init__)
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if preset:
+        env[preset] = "ACTIVE" if preset == "OMP_WAIT_POLICY" else "123"
+    code = "import os, fastseq; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    expected = {None: "10000", "OMP_WAIT_POLICY": "None", "GOMP_SPINCOUNT": "123"}[preset]
+    assert out == expected
