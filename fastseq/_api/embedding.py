@@ -15,7 +15,11 @@ _COUNTING_SORT_MAX_RANGE_PER_INDEX = 16
 
 def _check_indices_in_range(idx, low, high, what):
     """IndexError naming the first index outside [low, high) and its position."""
-    pos = _emb.first_out_of_range(idx, low, high)
+    _raise_if_out_of_range(idx, _emb.first_out_of_range(idx, low, high), low, high, what)
+
+
+def _raise_if_out_of_range(idx, pos, low, high, what):
+    """IndexError naming the index at C-order position ``pos`` (none when pos < 0)."""
     if pos >= 0:
         where = np.unravel_index(pos, idx.shape) if idx.ndim else ()
         value = idx.reshape(-1)[pos]
@@ -76,10 +80,13 @@ def embedding_forward(weights, indices, out=None):
     the first bad value and its position). out: optional C-contiguous array of shape
     ``indices.shape + (D,)`` and the dtype of weights, written in place and returned.
     Parallel over positions (OpenMP); memory-bound: it moves 2 * N * D * itemsize bytes."""
+    if out is None:
+        fast = _emb.gather_new(weights, indices)  # plain arrays, all in range: one C call
+        if fast is not None:
+            return fast
     weights = _check_weights(weights)
     idx = index_array(indices, "indices")
     num_embeddings, dim = weights.shape
-    _check_indices_in_range(idx, 0, num_embeddings, "indices")
     out_shape = idx.shape + (dim,)
     if out is None:
         out = np.empty(out_shape, dtype=weights.dtype)
@@ -95,7 +102,8 @@ def embedding_forward(weights, indices, out=None):
             raise ValueError("out must be a writeable C-contiguous array")
         if np.may_share_memory(out, weights) or np.may_share_memory(out, idx):
             raise ValueError("out must not overlap weights or indices")
-    _emb.gather(weights, idx, out)
+    # the kernel checks the range first and writes nothing when an index is bad
+    _raise_if_out_of_range(idx, _emb.gather(weights, idx, out), 0, num_embeddings, "indices")
     return out
 
 
