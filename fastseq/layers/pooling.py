@@ -141,7 +141,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
-    """Max over the steps; with a mask, over the unmasked steps only."""
+    """Max over the steps; with a mask, over the unmasked steps only.
+
+    This differs on purpose from Keras, whose GlobalMaxPooling1D ignores the mask (so padded
+    zeros can win the max): fastseq follows the rule that global pooling skips masked
+    steps, for max as for average. Without a mask the two agree exactly."""
 
     _forward_name = "global_max_pool1d_forward"
     _backward_name = "global_max_pool1d_backward"
