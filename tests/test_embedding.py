@@ -136,6 +136,19 @@ def test_forward_out_argument():
     np.testing.assert_array_equal(out, weights[indices])
 
 
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_bad_index_leaves_out_unwritten(index_dtype):
+    # the kernel checks every index before it copies a row, in the serial and parallel paths
+    weights = np.ones((50, 300), dtype=np.float32)
+    for n in (3, 2000):
+        indices = np.arange(n, dtype=index_dtype) % 50
+        indices[-1] = 50
+        out = np.full((n, 300), 7.0, dtype=np.float32)
+        with pytest.raises(IndexError, match=rf"index 50 at position \({n - 1},\)"):
+            kernels.embedding_forward(weights, indices, out=out)
+        assert (out == 7.0).all()
+
+
 def test_gradients_bitwise_equal_with_one_and_two_threads():
     # Large enough that the parallel paths run; rows repeat heavily (text-like).
     rng = np.random.default_rng(5)
