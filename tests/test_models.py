@@ -25,21 +25,9 @@ from fastseq.models import Sequential, model_from_json
 from fastseq.utils import set_random_seed
 from fastseq.variables import SparseGrad
 
+from test_layers import _numeric_grad  # central differences, shared
+
 F64 = "float64"
-
-
-def _numeric_grad(f, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def seed002_model():
