@@ -1,6 +1,7 @@
 """Command line: ``python -m fastseq bench`` and ``python -m fastseq train``.
 
     python -m fastseq bench [--quick] [--json] [--family embedding,lstm,...] [--no-torch]
+    python -m fastseq bench --device cuda [--quick] [--family embedding,lstm,conv1d,train]
     python -m fastseq train imdb --model lstm|conv1d|flatten --epochs N --data PATH
 """
 import argparse
@@ -121,6 +122,56 @@ def bench(args):
     return 0
 
 
+def bench_cuda(args):
+    """The GPU kernels and the IMDB training step, timed with cuda.synchronize(), against
+    the same calls on the CPU."""
+    import numpy as np
+
+    import fastseq
+    from fastseq._bench import cuda as cuda_cases
+    from fastseq._bench.core import run_case
+    from fastseq._kernels.cuda import SIMULATOR, gemm_backend
+
+    if args.threads:
+        fastseq.set_num_threads(args.threads)
+    families = [f for f in args.family.split(",") if f] if args.family else None
+    cases = cuda_cases.cases(quick=args.quick, families=families, simulator=SIMULATOR)
+    from numba import cuda
+
+    device = "CUDA simulator (NUMBA_ENABLE_CUDASIM=1; tiny shapes, times mean nothing)" \
+        if SIMULATOR else cuda.get_current_device().name
+    if isinstance(device, bytes):
+        device = device.decode()
+    rows = []
+    for case in cases:
+        print(f"bench cuda: {case.family} {case.name} {case.shape}", file=sys.stderr)
+        rows.append(run_case(case, min_time=args.min_time))
+    info = {"device": device, "gemm_backend": gemm_backend(), "simulator": SIMULATOR,
+            "cpu_threads": fastseq.get_num_threads(), "numpy": np.__version__,
+            "fastseq": fastseq.__version__}
+    if args.json:
+        json.dump({"info": info, "results": rows}, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"fastseq {fastseq.__version__} on {device}; GEMM: {gemm_backend()} "
+          f"({'cuBLAS binding' if gemm_backend() != 'numba' else 'our tiled numba kernel'}); "
+          f"CPU baseline on {fastseq.get_num_threads()} threads")
+    print("medians, each GPU call followed by cuda.synchronize(); speed-up = cpu / cuda")
+    head = ["family", "op", "shape", "cpu ms", "cuda ms", "speed-up", "achieved"]
+    lines = []
+    for r in rows:
+        achieved = (f"{r['gflops']:.1f} GFLOP/s" if r["gflops"] else
+                    f"{r['gbs']:.1f} GB/s" if r["gbs"] else "")
+        lines.append([r["family"], r["name"], r["shape"], _fmt_ms(r["baseline_s"]),
+                      _fmt_ms(r["fastseq_s"]), _fmt_ratio(r["speedup"]), achieved])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines:
+        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(line, widths)) + " |")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastseq")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,8 +189,14 @@ def main(argv=None):
     if args.command == "bench":
         if args.min_time is None:
             args.min_time = 0.05 if args.quick else 0.4
-        if args.device != "cpu":
-            parser.error("--device cuda: the GPU path is not built yet")
+        if args.device == "cuda":
+            from fastseq._device import cuda_status
+
+            usable, reason = cuda_status()
+            if not usable:
+                print(f"python -m fastseq bench --device cuda: {reason}", file=sys.stderr)
+                return 2
+            return bench_cuda(args)
         return bench(args)
     from fastseq._cli_train import main as train_main
 

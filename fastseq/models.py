@@ -89,6 +89,10 @@ class Sequential:
         self._fused = None
         self.stop_training = False
         self.history = None
+        # ---- device hook: "cpu", or "cuda" (fastseq._cuda_model runs the batches)
+        from fastseq._device import get_device
+
+        self._device = get_device()
         if layers is not None:
             if isinstance(layers, Layer):
                 layers = [layers]
@@ -100,6 +104,24 @@ class Sequential:
     def layers(self):
         return list(self._layers)
 
+    @property
+    def device(self):
+        """Where this model keeps its weights and runs: "cpu" or "cuda" (the device in force
+        when it was built, see fastseq.set_device)."""
+        return self._device
+
+    # ---- device hooks: a cuda model hands its batches to fastseq._cuda_model
+    def _gpu(self):
+        from fastseq import _cuda_model
+
+        return _cuda_model.executor_for(self)
+
+    def _sync_device_state(self):
+        """Copy a cuda model's optimizer state back to the host (before it is saved)."""
+        executor = getattr(self, "_cuda_executor", None)
+        if executor is not None:
+            executor.sync_to_host()
+
     def add(self, layer):
         """Append a layer (built at once when the model's input shape is known)."""
         if not isinstance(layer, Layer):
@@ -109,6 +131,10 @@ class Sequential:
             )
         if any(existing is layer for existing in self._layers):
             raise ValueError(f"Layer {layer.name!r} is already in this model")
+        if self._device != "cpu":  # device hook: no CUDA path, no cuda model
+            from fastseq import _cuda_model
+
+            _cuda_model.check_layer(layer, len(self._layers))
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(
                 "All layers added to a Sequential model should have unique names. Name "
@@ -304,6 +330,7 @@ class Sequential:
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
         from fastseq import saving
 
+        self._sync_device_state()
         return saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     # ------------------------------------------------------------------ config
@@ -391,15 +418,20 @@ class Sequential:
             raise NotImplementedError("compile: loss_weights / weighted_metrics are not supported")
         if isinstance(loss, (list, tuple, dict)):
             raise NotImplementedError("compile: a Sequential model has one output; give one loss")
-        self.optimizer = _optimizers.get(optimizer)
-        self.loss = _losses.get(loss) if loss is not None else None
+        optimizer_obj = _optimizers.get(optimizer)
+        loss_obj = _losses.get(loss) if loss is not None else None
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, dict)) or not isinstance(metrics, (list, tuple)):
             metrics = [metrics]
         if any(isinstance(m, (list, tuple, dict)) for m in metrics):
             raise NotImplementedError("compile: give metrics as a flat list for a Sequential model")
-        self.compiled_metrics = [_metrics.get(m, loss=self.loss) for m in metrics]
+        metric_objs = [_metrics.get(m, loss=loss_obj) for m in metrics]
+        if self._device != "cpu":  # device hook: checked before anything is kept
+            from fastseq import _cuda_model
+
+            _cuda_model.check_compile(optimizer_obj, loss_obj, metric_objs)
+        self.optimizer, self.loss, self.compiled_metrics = optimizer_obj, loss_obj, metric_objs
         if self.loss is None:
             loss_config = None
         elif isinstance(loss, str):
@@ -572,6 +604,8 @@ class Sequential:
     # ------------------------------------------------------------------ passes
     def _forward(self, x, training):
         """Run every layer; returns (output, output mask)."""
+        if self._device != "cpu":  # device hook
+            return self._gpu().forward(x, training)
         mask = None
         stop = self._backward_start() if training else 0
         for i, layer in enumerate(self._layers):
@@ -615,6 +649,8 @@ class Sequential:
         return y_true[mask], y_pred[mask], mask
 
     def _train_step(self, x, y):
+        if self._device != "cpu":  # device hook: (loss, DeviceBatch, None)
+            return self._gpu().train_step(x, y)
         fused = self._fusion()
         for var in self.trainable_weights:
             var.grad = None
@@ -644,6 +680,13 @@ class Sequential:
         self.optimizer.apply_gradients(self.trainable_weights)
         return float(loss_value), y_pred, mask
 
+    def _eval_step(self, x, y):
+        """(loss, output, output mask) of one batch without training."""
+        if self._device != "cpu":  # device hook: (loss, DeviceBatch, None)
+            return self._gpu().eval_step(x, y)
+        y_pred, mask = self._forward(x, training=False)
+        return self._inference_loss(y, y_pred, mask), y_pred, mask
+
     def _inference_loss(self, y, y_pred, mask):
         """The loss of a forward pass without training; on the logits when the training
         loss is (so evaluate and fit report the same quantity)."""
@@ -656,6 +699,10 @@ class Sequential:
 
     def _update_metrics(self, y, y_pred, mask):
         if not self.compiled_metrics:
+            return
+        if self._device != "cpu":  # device hook: y_pred is the batch's DeviceBatch
+            y_pred.update_metrics(self.compiled_metrics, y, self.output_shape,
+                                  self._layers[-1].dtype)
             return
         yt, yp, _ = self._masked(y, y_pred, mask)
         for metric in self.compiled_metrics:
@@ -695,8 +742,8 @@ class Sequential:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            y_pred, mask = self._forward(xb, training=False)
-            tracker.update(self._inference_loss(yb, y_pred, mask), len(xb))
+            loss_value, y_pred, mask = self._eval_step(xb, yb)
+            tracker.update(loss_value, len(xb))
             self._update_metrics(yb, y_pred, mask)
             logs = self._logs(tracker)
             if callbacks is not None:
@@ -915,8 +962,7 @@ class Sequential:
         self._build_from_data(x)
         self._check_targets(y, x.shape)
         self._fusion()
-        y_pred, mask = self._forward(x, training=False)
-        loss_value = self._inference_loss(y, y_pred, mask)
+        loss_value, y_pred, mask = self._eval_step(x, y)
         self._update_metrics(y, y_pred, mask)
         return self._batch_result(loss_value, reset_metrics, return_dict)
 
