@@ -149,12 +149,14 @@ def test_bad_index_leaves_out_unwritten(index_dtype):
         assert (out == 7.0).all()
 
 
-def test_gradients_bitwise_equal_with_one_and_two_threads():
-    # Large enough that the parallel paths run; rows repeat heavily (text-like).
+@pytest.mark.parametrize("dim", [24, 160])
+def test_gradients_bitwise_equal_with_one_and_two_threads(dim):
+    # Large enough that the parallel paths run (the backward's only for rows of >= 512
+    # bytes: dim 160 in float32); rows repeat heavily (text-like).
     rng = np.random.default_rng(5)
     indices = (rng.zipf(1.3, size=(64, 400)) % 3000).astype(np.int64)
-    grad = rng.standard_normal((64, 400, 24)).astype(np.float32)
-    weights = rng.standard_normal((3000, 24)).astype(np.float32)
+    grad = rng.standard_normal((64, 400, dim)).astype(np.float32)
+    weights = rng.standard_normal((3000, dim)).astype(np.float32)
     results = []
     for threads in (1, 2):
         fastseq.set_num_threads(threads)
