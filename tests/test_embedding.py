@@ -81,6 +81,19 @@ def test_sparse_backward_matches_reference_bitwise(problem, padding_idx):
     assert values.shape == (rows.size, weights.shape[1])
 
 
+@pytest.mark.parametrize("dim", [3, 200])
+def test_sparse_backward_negative_zero_as_np_add_at(dim):
+    # values start uninitialized and take 0 + g at a row's first position: -0.0 must come
+    # out as +0.0, exactly as np.add.at's zero-initialized sum (serial and parallel paths)
+    indices = np.array([[4, 1, 4] * 100], dtype=np.int64)
+    grad = np.full((1, 300, dim), -0.0, dtype=np.float32)
+    rows, values = kernels.embedding_backward_sparse(indices, grad)
+    ref_rows, ref_values = reference.embedding_backward_sparse(indices, grad)
+    np.testing.assert_array_equal(rows, ref_rows)
+    assert values.tobytes() == ref_values.tobytes()
+    assert not np.signbit(values).any()
+
+
 def test_sparse_backward_huge_index_range_compacts():
     # Indices up to 10^12: the counting-sort table must not be sized by the range.
     rng = np.random.default_rng(1)

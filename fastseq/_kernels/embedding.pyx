@@ -251,11 +251,15 @@ def gather_new(object weights, object indices):
 
 cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* idx,
                            Py_ssize_t n_idx, const int64_t* slot_of_row, int64_t skip_row,
-                           real_t* out, int nthreads) noexcept nogil:
-    # grad: (N, D), idx: (N,) -> out: (S, D) zero on entry; position n adds into slot
-    # s = slot_of_row[idx[n]] (or s = idx[n] when slot_of_row is NULL)
+                           real_t* out, unsigned char* written, int nthreads) noexcept nogil:
+    # grad: (N, D), idx: (N,) -> out: (S, D); position n adds into slot
+    # s = slot_of_row[idx[n]] (or s = idx[n] when slot_of_row is NULL). out is zero on
+    # entry when written is NULL; otherwise out is uninitialized, written: (S,) zero on
+    # entry, and a slot's first position stores 0 + g instead of adding (no memset of out).
     cdef Py_ssize_t t, n, d
     cdef int64_t row, slot, ahead_row
+    # g + 0 is not folded into g without -ffast-math (which this module never uses)
+    cdef real_t zero = 0
     cdef real_t* dst
     cdef const real_t* src
     # The owner test runs once per position and thread: a mask, not an integer division
@@ -281,8 +285,13 @@ cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* id
                 ahead_row = idx[n + DST_PREFETCH_AHEAD]
                 if nthreads == 1 or (owner_mask >= 0 and ((ahead_row >> 3) & owner_mask) == t):
                     fastseq_prefetch_write(out + ahead_row * dim)
-            for d in range(dim):
-                dst[d] = dst[d] + src[d]
+            if written != NULL and not written[slot]:
+                written[slot] = 1
+                for d in range(dim):  # 0 + g, as np.add.at computes it (-0.0 becomes +0.0)
+                    dst[d] = src[d] + zero
+            else:
+                for d in range(dim):
+                    dst[d] = dst[d] + src[d]
 
 
 cdef Py_ssize_t _assign_slots(const index_t* idx, Py_ssize_t n_idx, int64_t* slot_of_row,
@@ -320,13 +329,13 @@ def scatter_add_dense(cnp.ndarray indices, cnp.ndarray grad, Py_ssize_t num_rows
     cdef int nthreads = _scatter_threads_for(n_idx, dim * cnp.PyArray_ITEMSIZE(grad))
     with nogil:
         if is_f32 and is_i32:
-            _accumulate_rows(<const float*>g, dim, <const int32_t*>i, n_idx, NULL, skip_row, <float*>o, nthreads)
+            _accumulate_rows(<const float*>g, dim, <const int32_t*>i, n_idx, NULL, skip_row, <float*>o, NULL, nthreads)
         elif is_f32:
-            _accumulate_rows(<const float*>g, dim, <const int64_t*>i, n_idx, NULL, skip_row, <float*>o, nthreads)
+            _accumulate_rows(<const float*>g, dim, <const int64_t*>i, n_idx, NULL, skip_row, <float*>o, NULL, nthreads)
         elif is_i32:
-            _accumulate_rows(<const double*>g, dim, <const int32_t*>i, n_idx, NULL, skip_row, <double*>o, nthreads)
+            _accumulate_rows(<const double*>g, dim, <const int32_t*>i, n_idx, NULL, skip_row, <double*>o, NULL, nthreads)
         else:
-            _accumulate_rows(<const double*>g, dim, <const int64_t*>i, n_idx, NULL, skip_row, <double*>o, nthreads)
+            _accumulate_rows(<const double*>g, dim, <const int64_t*>i, n_idx, NULL, skip_row, <double*>o, NULL, nthreads)
     return out
 
 
@@ -353,15 +362,18 @@ def scatter_add_sparse(cnp.ndarray indices, cnp.ndarray grad, Py_ssize_t num_row
             n_unique = _assign_slots(<const int32_t*>i, n_idx, slots, num_rows, skip_row, r)
         else:
             n_unique = _assign_slots(<const int64_t*>i, n_idx, slots, num_rows, skip_row, r)
-    cdef cnp.ndarray values = np.zeros((n_unique, dim), dtype=grad.dtype)
+    # every slot has a position, so every row of values is written: no memset needed
+    cdef cnp.ndarray values = np.empty((n_unique, dim), dtype=grad.dtype)
+    cdef cnp.ndarray written = np.zeros(n_unique, dtype=np.uint8)
     cdef void* o = cnp.PyArray_DATA(values)
+    cdef unsigned char* w = <unsigned char*>cnp.PyArray_DATA(written)
     with nogil:
         if is_f32 and is_i32:
-            _accumulate_rows(<const float*>g, dim, <const int32_t*>i, n_idx, slots, skip_row, <float*>o, nthreads)
+            _accumulate_rows(<const float*>g, dim, <const int32_t*>i, n_idx, slots, skip_row, <float*>o, w, nthreads)
         elif is_f32:
-            _accumulate_rows(<const float*>g, dim, <const int64_t*>i, n_idx, slots, skip_row, <float*>o, nthreads)
+            _accumulate_rows(<const float*>g, dim, <const int64_t*>i, n_idx, slots, skip_row, <float*>o, w, nthreads)
         elif is_i32:
-            _accumulate_rows(<const double*>g, dim, <const int32_t*>i, n_idx, slots, skip_row, <double*>o, nthreads)
+            _accumulate_rows(<const double*>g, dim, <const int32_t*>i, n_idx, slots, skip_row, <double*>o, w, nthreads)
         else:
-            _accumulate_rows(<const double*>g, dim, <const int64_t*>i, n_idx, slots, skip_row, <double*>o, nthreads)
+            _accumulate_rows(<const double*>g, dim, <const int64_t*>i, n_idx, slots, skip_row, <double*>o, w, nthreads)
     return rows[:n_unique].copy(), values
