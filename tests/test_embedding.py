@@ -187,6 +187,14 @@ def test_gradients_bitwise_equal_with_one_and_two_threads(dim):
 
 # --- bad input -------------------------------------------------------------------------
 
+def test_byteswapped_indices_are_read_by_value():
+    # '>i4' reports the same type number as int32: the C fast path must not read its bytes
+    weights = np.arange(2 * 10**5, dtype=np.float32).reshape(10**5, 2)
+    indices = np.array([[65536, 256], [0, 2]], dtype=">i4")  # byte-swapped: 256, 65536
+    np.testing.assert_array_equal(kernels.embedding_forward(weights, indices),
+                                  weights[indices.astype(np.int64)])
+
+
 def test_index_out_of_range_names_value_and_position():
     weights = np.zeros((5, 2), dtype=np.float32)
     indices = np.array([[0, 1], [4, 7]])

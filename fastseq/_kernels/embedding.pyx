@@ -205,8 +205,11 @@ def gather(cnp.ndarray weights, cnp.ndarray indices, cnp.ndarray out):
 
 
 cdef inline bint _is_c_array(object a, int ndim_min) noexcept:
+    # C-contiguous, aligned and in native byte order ('>i4' also reports NPY_INT32)
     return (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) >= ndim_min
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>a))
 
 
 def gather_new(object weights, object indices):
