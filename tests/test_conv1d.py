@@ -295,6 +295,8 @@ K = np.zeros((3, 3, 4), np.float32)
      r"x has 4 steps.*dilation_rate=2.*needs at least 5 steps"),
     (dict(x=np.zeros((2, 0, 3), np.float32), padding="same"), ValueError,
      r"x has 0 steps, too short .* padding='same': it needs at least 1 steps"),
+    (dict(x=np.zeros((2, 5, 0), np.float32), kernel=np.zeros((3, 0, 4), np.float32)), ValueError,
+     r"x must have at least 1 input channel, got shape \(2, 5, 0\)"),
     (dict(padding="full"), ValueError, r"padding must be one of \('valid', 'same', 'causal'\), got 'full'"),
     (dict(padding=1), TypeError, r"padding must be a string"),
     (dict(strides=0), ValueError, r"strides must be >= 1, got 0"),

@@ -245,6 +245,17 @@ def test_bad_grad_output_shape_and_dtype():
         kernels.embedding_backward(indices, np.zeros((2, 3, 5), dtype=np.int32), 3)
 
 
+def test_zero_width_embedding():
+    # D == 0 is degenerate but well-defined: empty rows in, empty rows out
+    indices = np.array([[1, 2], [2, 0]])
+    grad = np.zeros((2, 2, 0), dtype=np.float32)
+    assert kernels.embedding_forward(np.zeros((3, 0), np.float32), indices).shape == (2, 2, 0)
+    assert kernels.embedding_backward(indices, grad, 3).shape == (3, 0)
+    rows, values = kernels.embedding_backward_sparse(indices, grad)
+    np.testing.assert_array_equal(rows, [0, 1, 2])
+    assert values.shape == (3, 0)
+
+
 def test_bad_num_embeddings_and_padding_idx():
     indices = np.zeros((2,), dtype=np.int64)
     grad = np.zeros((2, 3))

@@ -189,6 +189,8 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     kernel = float_array(kernel, "kernel", ndim=3, dtype=x.dtype)
     batch, length, cin = x.shape
     k, kernel_cin, cout = kernel.shape
+    if cin < 1:
+        raise ValueError(f"x must have at least 1 input channel, got shape {x.shape}")
     if kernel_cin != cin:
         raise ValueError(
             f"kernel must have shape (kernel_size, {cin}, filters) to match x's {cin} input "

@@ -67,7 +67,8 @@ def _check_grad(indices_shape, grad_output):
             f"grad_output must have shape indices.shape + (embedding_dim,) = "
             f"{tuple(indices_shape) + ('D',)}, got {grad.shape}"
         )
-    return grad.reshape(-1, grad.shape[-1])
+    # explicit row count: reshape(-1, 0) is ambiguous when D == 0
+    return grad.reshape(int(np.prod(indices_shape, dtype=np.int64)), grad.shape[-1])
 
 
 def embedding_forward(weights, indices, out=None):
