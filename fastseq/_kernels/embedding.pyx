@@ -152,6 +152,15 @@ cdef inline void _copy_row(real_t* dst, const real_t* src, Py_ssize_t dim,
         memcpy(dst, src, row_bytes)
 
 
+cdef inline void _gather_position(const real_t* weights, const index_t* idx, real_t* out,
+                                  Py_ssize_t n, Py_ssize_t n_idx, Py_ssize_t dim,
+                                  size_t row_bytes, Py_ssize_t ahead) noexcept nogil:
+    # out[n] = weights[idx[n]], asking for the row ``ahead`` positions on (0: none)
+    if ahead and n + ahead < n_idx:
+        fastseq_prefetch_row(weights + idx[n + ahead] * dim, row_bytes)
+    _copy_row(out + n * dim, weights + idx[n] * dim, dim, row_bytes)
+
+
 cdef void _gather(const real_t* weights, const index_t* idx, real_t* out,
                   Py_ssize_t n_idx, Py_ssize_t dim) noexcept nogil:
     # weights: (V, D), idx: (N,) -> out: (N, D);  out[n] = weights[idx[n]]
@@ -161,14 +170,10 @@ cdef void _gather(const real_t* weights, const index_t* idx, real_t* out,
     cdef Py_ssize_t ahead = PREFETCH_ROWS_AHEAD if row_bytes >= PREFETCH_MIN_ROW_BYTES else 0
     if nthreads == 1:  # no parallel region: small gathers are dominated by its start-up
         for n in range(n_idx):
-            if ahead and n + ahead < n_idx:
-                fastseq_prefetch_row(weights + idx[n + ahead] * dim, row_bytes)
-            _copy_row(out + n * dim, weights + idx[n] * dim, dim, row_bytes)
-        return
-    for n in prange(n_idx, num_threads=nthreads, schedule="static"):
-        if ahead and n + ahead < n_idx:
-            fastseq_prefetch_row(weights + idx[n + ahead] * dim, row_bytes)
-        _copy_row(out + n * dim, weights + idx[n] * dim, dim, row_bytes)
+            _gather_position(weights, idx, out, n, n_idx, dim, row_bytes, ahead)
+    else:
+        for n in prange(n_idx, num_threads=nthreads, schedule="static"):
+            _gather_position(weights, idx, out, n, n_idx, dim, row_bytes, ahead)
 
 
 def gather(cnp.ndarray weights, cnp.ndarray indices, cnp.ndarray out):
@@ -204,10 +209,9 @@ def gather(cnp.ndarray weights, cnp.ndarray indices, cnp.ndarray out):
     return bad
 
 
-cdef inline bint _is_c_array(object a, int ndim_min) noexcept:
+cdef inline bint _is_c_array(object a) noexcept:
     # C-contiguous, aligned and in native byte order ('>i4' also reports NPY_INT32)
-    return (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) >= ndim_min
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+    return (cnp.PyArray_Check(a) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
             and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>a))
 
@@ -220,7 +224,7 @@ def gather_new(object weights, object indices):
     Taken only when weights is a 2-D C-contiguous float32/float64 ndarray and indices a
     C-contiguous int32/int64 ndarray: a cache-resident gather of a few hundred rows costs
     about as much as the Python checks around it."""
-    if not (_is_c_array(weights, 2) and _is_c_array(indices, 0)):
+    if not (_is_c_array(weights) and _is_c_array(indices)):
         return None
     cdef cnp.ndarray w = <cnp.ndarray>weights
     cdef cnp.ndarray idx = <cnp.ndarray>indices
@@ -252,6 +256,19 @@ def gather_new(object weights, object indices):
 # no atomics, no sort and no extra pass over the gradient. Rows are dealt to threads in
 # interleaved blocks of 8, which keeps text-like (Zipf) row frequencies balanced.
 
+cdef inline int64_t _owner_mask(int nthreads) noexcept nogil:
+    # nthreads - 1 when nthreads is a power of two (the ownership test is then a mask, not
+    # an integer division: ~25 cycles per position and thread, half the kernel's time), else -1
+    return nthreads - 1 if (nthreads & (nthreads - 1)) == 0 else -1
+
+
+cdef inline bint _owns(Py_ssize_t t, int64_t slot, int nthreads, int64_t owner_mask) noexcept nogil:
+    # slots are dealt to threads in interleaved blocks of 8
+    if owner_mask >= 0:
+        return ((slot >> 3) & owner_mask) == t
+    return (slot >> 3) % nthreads == t
+
+
 cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* idx,
                            Py_ssize_t n_idx, const int64_t* slot_of_row, int64_t skip_row,
                            real_t* out, unsigned char* written, int nthreads) noexcept nogil:
@@ -265,19 +282,14 @@ cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* id
     cdef real_t zero = 0
     cdef real_t* dst
     cdef const real_t* src
-    # The owner test runs once per position and thread: a mask, not an integer division
-    # (~25 cycles, which made it half the kernel's time), when the count is a power of two.
-    cdef int64_t owner_mask = nthreads - 1 if (nthreads & (nthreads - 1)) == 0 else -1
+    cdef int64_t owner_mask = _owner_mask(nthreads)
     for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
         for n in range(n_idx):
             row = idx[n]
             if row == skip_row:
                 continue
             slot = slot_of_row[row] if slot_of_row != NULL else row
-            if owner_mask >= 0:
-                if ((slot >> 3) & owner_mask) != t:
-                    continue
-            elif (slot >> 3) % nthreads != t:
+            if not _owns(t, slot, nthreads, owner_mask):
                 continue
             dst = out + slot * dim
             src = grad + n * dim
@@ -286,7 +298,7 @@ cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* id
                 # than L2 are latency-bound (20% faster at D=32). Only rows this thread owns:
                 # prefetching another's would bounce its cache lines.
                 ahead_row = idx[n + DST_PREFETCH_AHEAD]
-                if nthreads == 1 or (owner_mask >= 0 and ((ahead_row >> 3) & owner_mask) == t):
+                if _owns(t, ahead_row, nthreads, owner_mask):
                     fastseq_prefetch_write(out + ahead_row * dim)
             if written != NULL and not written[slot]:
                 written[slot] = 1
