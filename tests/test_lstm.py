@@ -11,7 +11,8 @@ from fastseq._api.lstm import lstm_backward, lstm_forward
 from fastseq._kernels import lstm as lstm_kernels
 from fastseq._kernels import reference
 
-from test_reference_lstm import GRAD_NAMES, MASK_KINDS, make_mask, numeric_gradients, random_lstm
+from test_reference_lstm import (GRAD_NAMES, MASK_KINDS, _sigmoid, make_mask, numeric_gradients,
+                                 random_lstm)
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
@@ -111,10 +112,6 @@ def test_matches_pytorch_lstm(go_backwards):
 
 # ---------------------------------------------------------------------------------------
 # Keras semantics, on hand-built cases
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
 
 def test_one_step_is_the_keras_cell():
     rng = np.random.default_rng(5)

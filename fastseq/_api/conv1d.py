@@ -19,6 +19,7 @@ import itertools
 import numpy as np
 
 from .._kernels import conv1d as _k
+from ._blas import serial_blas
 from ._checks import float_array, positive_int
 
 _PADDINGS = ("valid", "same", "causal")
@@ -44,7 +45,6 @@ _MIN_TASKS = 4  # enough tasks to share out on a few cores, whatever the sizes
 _MIN_TILES_PER_TASK = 128  # below this the GEMMs get small and the hand-offs cost more
 
 _pools = {}
-_blas_controller = []
 
 
 def _pool(workers):
@@ -53,35 +53,6 @@ def _pool(workers):
     if workers not in _pools:
         _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fastseq-conv1d")
     return _pools[workers]
-
-
-class _SerialBlas:
-    """A context in which the BLAS runs each call on the calling thread (our tasks are the
-    parallelism), restored on exit. threadpoolctl's library handles are found once; the
-    switch itself is two C calls per library (threadpoolctl's own limit() costs ~50 us)."""
-
-    def __enter__(self):
-        if not _blas_controller:
-            from threadpoolctl import ThreadpoolController
-
-            _blas_controller.extend(
-                ThreadpoolController().select(user_api="blas").lib_controllers
-            )
-        self.saved = []
-        for lib in _blas_controller:
-            threads = lib.get_num_threads()
-            if threads != 1:
-                lib.set_num_threads(1)
-                self.saved.append((lib, threads))
-        return self
-
-    def __exit__(self, *exc):
-        for lib, threads in self.saved:
-            lib.set_num_threads(threads)
-
-
-def _serial_blas():
-    return _SerialBlas()
 
 
 def _run_tasks(fn, tasks):
@@ -93,7 +64,7 @@ def _run_tasks(fn, tasks):
 
     workers = min(get_num_threads(), len(tasks))
     results = [None] * len(tasks)
-    with _serial_blas():
+    with serial_blas():
         if workers <= 1:
             return [fn(*task) for task in tasks]
         next_task = itertools.count()  # next() on it is atomic under the GIL

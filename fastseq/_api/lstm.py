@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from .._kernels import lstm as _lstm
+from ._blas import serial_blas
 from ._checks import FLOAT_DTYPES
 
 # The batch runs in blocks of rows, the blocks on up to numba.get_num_threads() threads
@@ -25,23 +26,6 @@ _MIN_ROWS_PER_BLOCK = 8
 
 def _row_blocks(B):
     return max(1, min(numba.config.NUMBA_NUM_THREADS, B // _MIN_ROWS_PER_BLOCK))
-
-
-_blas_controller = []
-
-
-def _serial_blas():
-    """A context in which the BLAS runs every call on the calling thread: the row blocks
-    call it from several threads at once, and a multithreaded BLAS would oversubscribe the
-    cores (and OpenBLAS serializes its multithreaded calls)."""
-    if not _blas_controller:
-        # Numba's np.dot calls the BLAS behind SciPy's cython_blas: load it before
-        # threadpoolctl looks for the loaded BLAS libraries
-        import scipy.linalg.cython_blas  # noqa: F401
-        from threadpoolctl import ThreadpoolController
-
-        _blas_controller.append(ThreadpoolController().select(user_api="blas"))
-    return _blas_controller[0].limit(limits=1)
 
 
 def _float_input(a, name, expected, dtype=None):
@@ -142,7 +126,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     training = _check_flag(training, "training")
     outputs, h_last, c_last, cache = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
-        row_blocks=_row_blocks(B), n_threads=numba.get_num_threads(), serial_blas=_serial_blas)
+        row_blocks=_row_blocks(B), n_threads=numba.get_num_threads(), serial_blas=serial_blas)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, c_last, cache
@@ -179,7 +163,7 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
         grad_c_last = _float_input(grad_c_last, "grad_c_last", "(batch, units)", dtype)
         _check_shape(grad_c_last, "grad_c_last", (B, H), "(batch, units)")
     return _lstm.lstm_backward(cache, grad_outputs, grad_h_last, grad_c_last, cache["has_bias"],
-                               n_threads=numba.get_num_threads(), serial_blas=_serial_blas)
+                               n_threads=numba.get_num_threads(), serial_blas=serial_blas)
 
 
 __all__ = ["lstm_forward", "lstm_backward"]
