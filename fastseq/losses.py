@@ -94,11 +94,6 @@ def _check_finite(y, what):
                          f"{tuple(int(i) for i in bad)}")
 
 
-def _shape_str(shape):
-    return "(" + ", ".join("B" if s is None else str(s) for s in shape) + (
-        ",)" if len(shape) == 1 else ")")
-
-
 class Loss:
     """Base class. Subclasses implement :meth:`_forward`: the per-sample losses and, on
     request, their elementwise gradient with respect to the (aligned) prediction."""

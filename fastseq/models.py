@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from fastseq.layers import base as _base
-from fastseq.layers.base import Layer
+from fastseq.layers.base import Layer, assign_checked
 from fastseq.layers.embedding import as_indices
 
 __all__ = ["Sequential", "load_model", "model_from_json", "model_from_config"]
@@ -285,27 +285,7 @@ class Sequential:
     def set_weights(self, weights):
         """Set every layer's weights from one flat list (Keras's order). Every count and
         shape is checked before anything changes."""
-        weights = list(weights)
-        variables = self.weights
-        if len(weights) != len(variables):
-            raise ValueError(
-                f"You called set_weights(weights) on model {self.name!r} with a weight list of "
-                f"length {len(weights)}, but the model was expecting {len(variables)} weights"
-                + ("" if self.built else " (the model is not built yet)")
-            )
-        arrays = []
-        for var, w in zip(variables, weights):
-            w = np.asarray(w)
-            if w.shape != var.shape:
-                raise ValueError(
-                    f"Weight {var.name!r} of model {self.name!r} has shape {var.shape}, the "
-                    f"provided weight has shape {w.shape}; nothing was changed"
-                )
-            if w.dtype.kind not in "fiub":
-                raise TypeError(f"Weight {var.name!r}: cannot set from an array of dtype {w.dtype}")
-            arrays.append(w)
-        for var, w in zip(variables, arrays):
-            var.assign(w.astype(var.dtype, copy=False))
+        assign_checked(self.weights, weights, "model", self.name, self.built)
 
     def count_params(self):
         if not self.built:
@@ -500,9 +480,7 @@ class Sequential:
         if not self._layers:
             raise ValueError("The model has no layers")
         if self._first_layer_takes_indices():
-            x = as_indices(x, self._layers[0].name) if not (
-                isinstance(x, np.ndarray) and x.dtype in (np.dtype(np.int32), np.dtype(np.int64))
-            ) else np.ascontiguousarray(x)
+            x = as_indices(x, self._layers[0].name)
         else:
             x = np.asarray(x)
             if x.dtype.kind not in "fiub":

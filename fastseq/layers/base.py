@@ -70,6 +70,33 @@ def _shape_tuple(shape, what):
     return shape
 
 
+def assign_checked(variables, weights, owner, name, built):
+    """``variables[i].assign(weights[i])`` for all i (layer or model ``set_weights``), after
+    checking the count, every shape and dtype: on an error nothing has changed. ``owner``
+    ('layer' or 'model') and ``name`` name the caller in the messages."""
+    weights = list(weights)
+    if len(weights) != len(variables):
+        raise ValueError(
+            f"You called set_weights(weights) on {owner} {name!r} with a weight list of "
+            f"length {len(weights)}, but the {owner} was expecting {len(variables)} weights"
+            + ("" if built else f" (the {owner} is not built yet)")
+        )
+    arrays = []
+    for var, w in zip(variables, weights):
+        w = np.asarray(w)
+        if w.shape != var.shape:
+            raise ValueError(
+                f"Weight {var.name!r} of {owner} {name!r} has shape {var.shape}, not compatible "
+                f"with the provided weight shape {w.shape}; nothing was changed"
+            )
+        if w.dtype.kind not in "fiub":
+            raise TypeError(f"Weight {var.name!r} of {owner} {name!r}: cannot set from an array "
+                            f"of dtype {w.dtype}")
+        arrays.append(w)
+    for var, w in zip(variables, arrays):
+        var.assign(w.astype(var.dtype, copy=False))
+
+
 class Layer:
     """Base of every fastseq layer; Keras's keywords: name, trainable, dtype, input_shape,
     batch_input_shape, input_dim, batch_size, weights."""
@@ -270,26 +297,7 @@ class Layer:
         """Set the weights from a list of arrays (Keras's order and shapes); every shape is
         checked before anything changes."""
         self._ensure_built_for_weights()
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(
-                f"You called set_weights(weights) on layer {self.name!r} with a weight list of "
-                f"length {len(weights)}, but the layer was expecting {len(self._weights)} "
-                f"weights{'' if self.built else ' (the layer is not built yet)'}"
-            )
-        arrays = []
-        for var, w in zip(self._weights, weights):
-            w = np.asarray(w)
-            if w.shape != var.shape:
-                raise ValueError(
-                    f"Layer {self.name!r} weight shape {var.shape} ({var.name}) is not compatible "
-                    f"with provided weight shape {w.shape}"
-                )
-            if w.dtype.kind not in "fiub":
-                raise TypeError(f"Layer {self.name!r}: weight {var.name} got dtype {w.dtype}")
-            arrays.append(w)
-        for var, w in zip(self._weights, arrays):
-            var.assign(w.astype(var.dtype, copy=False))
+        assign_checked(self._weights, weights, "layer", self.name, self.built)
 
     def count_params(self):
         if not self.built and not self._weights:

@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastseq import initializers as _initializers
+from fastseq._api._checks import index_array
 from fastseq.variables import SparseGrad
 
 from .base import Layer
@@ -16,9 +17,7 @@ def as_indices(x, layer_name):
     x = np.asarray(x)
     kind = x.dtype.kind
     if kind in "iu":
-        if x.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
-            x = x.astype(np.int64)
-        return np.ascontiguousarray(x)
+        return index_array(x, f"Embedding {layer_name!r}: the input indices")
     if kind == "f":
         if np.isnan(x).any():
             raise ValueError(f"Embedding {layer_name!r}: the input indices contain NaN")
