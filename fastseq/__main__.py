@@ -62,6 +62,11 @@ def _table(rows, torch_info, peak_gflops, copy_gbs):
         else:
             line.append(r.get("note_short", ""))
         lines.append(line)
+    return _markdown(head, lines)
+
+
+def _markdown(head, lines):
+    """A Markdown table, its columns padded to their widest cell."""
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -164,11 +169,7 @@ def bench_cuda(args):
                     f"{r['gbs']:.1f} GB/s" if r["gbs"] else "")
         lines.append([r["family"], r["name"], r["shape"], _fmt_ms(r["baseline_s"]),
                       _fmt_ms(r["fastseq_s"]), _fmt_ratio(r["speedup"]), achieved])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(line, widths)) + " |")
+    print(_markdown(head, lines))
     return 0
 
 

@@ -46,10 +46,26 @@ def _parser():
     return p
 
 
+def add_seed004_conv1d(model, **first_layer_kwargs):
+    """Adds seed 004's Conv1D classifier (2 x Conv1D(64, 3), MaxPooling1D(3), 2 x Conv1D(128, 3),
+    GlobalAveragePooling1D, Dropout(0.5), Dense sigmoid) to ``model``; ``first_layer_kwargs``
+    go to the first Conv1D (``input_shape=...`` when nothing comes before it)."""
+    from fastseq.layers import Conv1D, Dense, Dropout, GlobalAveragePooling1D, MaxPooling1D
+
+    model.add(Conv1D(64, 3, activation="relu", **first_layer_kwargs))
+    model.add(Conv1D(64, 3, activation="relu"))
+    model.add(MaxPooling1D(3))
+    model.add(Conv1D(128, 3, activation="relu"))
+    model.add(Conv1D(128, 3, activation="relu"))
+    model.add(GlobalAveragePooling1D())
+    model.add(Dropout(0.5))
+    model.add(Dense(1, activation="sigmoid"))
+    return model
+
+
 def build_model(name, num_words, maxlen):
     """The seed's model, compiled."""
-    from fastseq.layers import (LSTM, Conv1D, Dense, Dropout, Embedding, Flatten,
-                                GlobalAveragePooling1D, MaxPooling1D)
+    from fastseq.layers import LSTM, Dense, Embedding, Flatten
     from fastseq.models import Sequential
 
     model = Sequential()
@@ -60,14 +76,7 @@ def build_model(name, num_words, maxlen):
         optimizer = "adam"
     elif name == "conv1d":
         model.add(Embedding(num_words, 100, input_length=maxlen))
-        model.add(Conv1D(64, 3, activation="relu"))
-        model.add(Conv1D(64, 3, activation="relu"))
-        model.add(MaxPooling1D(3))
-        model.add(Conv1D(128, 3, activation="relu"))
-        model.add(Conv1D(128, 3, activation="relu"))
-        model.add(GlobalAveragePooling1D())
-        model.add(Dropout(0.5))
-        model.add(Dense(1, activation="sigmoid"))
+        add_seed004_conv1d(model)
         optimizer = "rmsprop"
     elif name == "flatten":
         model.add(Embedding(num_words, 8, input_length=maxlen))

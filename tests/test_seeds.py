@@ -277,3 +277,15 @@ def test_seed_004_conv1d_classifier():
     score = model.evaluate(x_test, y_test, batch_size=16, verbose=0)
     assert len(score) == 2 and np.isfinite(score[0])
     assert model.output_shape == (None, 1)
+
+    # the builder `python -m fastseq train --model conv1d` and the benchmark share: the same
+    # layers with the same settings
+    from fastseq._cli_train import add_seed004_conv1d
+
+    def configs(m):
+        return [{k: v for k, v in layer.get_config().items() if k != "name"}
+                for layer in m.layers]
+
+    shared = add_seed004_conv1d(Sequential(), input_shape=(seq_length, 100))
+    assert configs(shared) == configs(model)
+    assert shared.count_params() == model.count_params()

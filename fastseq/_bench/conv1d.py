@@ -105,45 +105,27 @@ def _pool_inputs(batch, length, channels):
     return make
 
 
-def _torch_max_pool(inp):
-    import torch
-    import torch.nn.functional as F
+def _torch_pool(op, grad_key):
+    """PyTorch forward + backward of ``op(torch, x)`` (channels-last x), seeded with i[grad_key]."""
+    def build(inp):
+        import torch
 
-    x = torch.from_numpy(inp["x"])
-    gy = torch.from_numpy(inp["grad_pool"])
+        x = torch.from_numpy(inp["x"])
+        gy = torch.from_numpy(inp[grad_key])
 
-    def run():
-        xg = x.detach().requires_grad_()
-        y = F.max_pool1d(xg.transpose(1, 2), POOL_SIZE).transpose(1, 2)
-        y.backward(gy)
-        return xg.grad
-    return run
-
-
-def _torch_global_average(inp):
-    import torch
-
-    x = torch.from_numpy(inp["x"])
-    gy = torch.from_numpy(inp["grad_global"])
-
-    def run():
-        xg = x.detach().requires_grad_()
-        xg.mean(dim=1).backward(gy)
-        return xg.grad
-    return run
+        def run():
+            xg = x.detach().requires_grad_()
+            op(torch, xg).backward(gy)
+            return xg.grad
+        return run
+    return build
 
 
-def _torch_global_max(inp):
-    import torch
-
-    x = torch.from_numpy(inp["x"])
-    gy = torch.from_numpy(inp["grad_global"])
-
-    def run():
-        xg = x.detach().requires_grad_()
-        xg.amax(dim=1).backward(gy)
-        return xg.grad
-    return run
+_torch_max_pool = _torch_pool(
+    lambda torch, x: torch.nn.functional.max_pool1d(x.transpose(1, 2), POOL_SIZE).transpose(1, 2),
+    "grad_pool")
+_torch_global_average = _torch_pool(lambda torch, x: x.mean(dim=1), "grad_global")
+_torch_global_max = _torch_pool(lambda torch, x: x.amax(dim=1), "grad_global")
 
 
 def _pool_pair(module, name, grad_key, **kw):

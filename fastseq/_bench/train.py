@@ -63,20 +63,11 @@ def _lstm_inputs(vocab, dim, units, batch, steps, optimizer, dropout):
 
 def _conv_inputs(batch, steps, channels):
     def make():
-        from fastseq.layers import Conv1D, Dense, Dropout, GlobalAveragePooling1D, MaxPooling1D
+        from fastseq._cli_train import add_seed004_conv1d
         from fastseq.models import Sequential
 
-        def build():  # seed 004's Conv1D classifier, verbatim
-            model = Sequential()
-            model.add(Conv1D(64, 3, activation="relu", input_shape=(steps, channels)))
-            model.add(Conv1D(64, 3, activation="relu"))
-            model.add(MaxPooling1D(3))
-            model.add(Conv1D(128, 3, activation="relu"))
-            model.add(Conv1D(128, 3, activation="relu"))
-            model.add(GlobalAveragePooling1D())
-            model.add(Dropout(0.5))
-            model.add(Dense(1, activation="sigmoid"))
-            return model
+        def build():  # seed 004's Conv1D classifier on (steps, channels) inputs
+            return add_seed004_conv1d(Sequential(), input_shape=(steps, channels))
 
         fast, base = _seeded_models(build, dict(optimizer="rmsprop",
                                                 loss="binary_crossentropy",

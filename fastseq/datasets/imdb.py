@@ -425,7 +425,8 @@ def load_data(path=None, num_words=None, skip_top=0, maxlen=None, seed=113, star
             lengths = np.bincount(row[inside], minlength=len(lengths))
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        out[split] = (_as_object_array(_kernel.split_to_lists(ids.astype(np.int64), offsets)),
+        out[split] = (_as_object_array(_kernel.split_to_lists(ids.astype(np.int64, copy=False),
+                                                                offsets)),
                       labels)
     return out["train"], out["test"]
 
