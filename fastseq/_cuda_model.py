@@ -242,6 +242,7 @@ class _EmbeddingOp(_Op):
 
     def forward(self, x, host_x, training, keep):
         k = _k()
+        high = -1
         if host_x.size:
             low, high = int(host_x.min()), int(host_x.max())
             if low < 0 or high >= self.layer.input_dim:
@@ -250,7 +251,7 @@ class _EmbeddingOp(_Op):
                 raise IndexError(
                     f"Embedding {self.layer.name!r}: index {bad} at position {where} is out of "
                     f"range: indices must be in [0, {self.layer.input_dim})")
-        self.cache = (x, int(host_x.max()) if host_x.size else -1) if keep else None
+        self.cache = (x, high) if keep else None
         return k.gather(self.w(self.layer.embeddings), x)
 
     def backward(self, grad_y, need_input_grad):
@@ -592,23 +593,27 @@ class DeviceBatch:
 
     def update_metrics(self, metrics, y, output_shape, dtype):
         for metric in metrics:
-            target = metric
-            if isinstance(metric, _metrics.AutoAccuracy):
-                if metric.resolved is None:
-                    metric.resolved = metric._resolve(
-                        y, np.empty((0,) + tuple(output_shape[1:]), dtype=dtype))
-                target = metric.resolved
+            target = _concrete_metric(metric, y, output_shape, dtype)
             target.total += self.metric_total
             target.count += self.metric_count
+
+
+def _concrete_metric(metric, y, output_shape, dtype):
+    """The metric itself, or what an AutoAccuracy resolves to for these targets and outputs
+    (resolved once, as its first update_state on the CPU)."""
+    if not isinstance(metric, _metrics.AutoAccuracy):
+        return metric
+    if metric.resolved is None:
+        metric.resolved = metric._resolve(y, np.empty((0,) + tuple(output_shape[1:]),
+                                                      dtype=dtype))
+    return metric.resolved
 
 
 def _accuracy_kind(metrics, y, output_shape, dtype):
     """(kind, threshold) of the model's accuracy metric: 0 none, 1 binary, 2 categorical,
     3 sparse categorical (all accuracy metrics of a model resolve alike)."""
     for metric in metrics:
-        if isinstance(metric, _metrics.AutoAccuracy):
-            metric = metric.resolved or metric._resolve(
-                y, np.empty((0,) + tuple(output_shape[1:]), dtype=dtype))
+        metric = _concrete_metric(metric, y, output_shape, dtype)
         if isinstance(metric, _metrics.BinaryAccuracy):
             return 1, metric._fn_kwargs.get("threshold", 0.5)
         if isinstance(metric, _metrics.CategoricalAccuracy):
@@ -677,13 +682,17 @@ class CudaExecutor:
             x = op.forward(x, mask, layer_training, keep)
         return x, out_mask
 
+    def _fused(self):
+        """True when the loss takes the last layer's logits (kept by its forward)."""
+        return self.model._fusion() and self.ops[-1].logits is not None
+
     def _loss(self, y_host, y_pred, out_mask, need_grad):
         """(stats (R, 2) device array, grad of the loss input or None, loss denominator,
         metric weighing): the per-row loss and accuracy of the batch, on the device."""
         model, k = self.model, _k()
         loss = model.loss
         kind = _loss_kind(loss)
-        fused = model._fusion() and self.ops[-1].logits is not None
+        fused = self._fused()
         _check_loss_input(model, fused)
         logits_mode = fused or bool(getattr(loss, "from_logits", False))
         loss_input = self.ops[-1].logits if fused else y_pred
@@ -732,6 +741,8 @@ class CudaExecutor:
         return stats, grad, max(denom, 1), (metric_scale, metric_count)
 
     def _result(self, stats, denom, weighing):
+        for op in self.ops:  # the batch is done: drop the kept logits
+            op.logits = None
         sums = _k().column_sum(stats).copy_to_host()  # the one transfer back of a batch
         metric_scale, metric_count = weighing
         return DeviceBatch(float(sums[0]) / denom, float(sums[1]) / metric_scale,
@@ -745,7 +756,7 @@ class CudaExecutor:
             var.grad = None
         y_pred, out_mask = self._forward(x, training=True)
         stats, grad, denom, weighing = self._loss(y, y_pred, out_mask, need_grad=True)
-        fused = model._fusion() and self.ops[-1].logits is not None
+        fused = self._fused()
         stop = model._backward_start()
         last = len(self.ops) - 1
         for i in range(last, stop - 1, -1):
@@ -757,8 +768,6 @@ class CudaExecutor:
                 grad = op.backward(grad, need)
         self.optimizer.apply(model.trainable_weights, self.grads)
         self.grads.clear()
-        for op in self.ops:
-            op.logits = None
         result = self._result(stats, denom, weighing)
         return result.loss, result, None
 
@@ -766,8 +775,6 @@ class CudaExecutor:
         """Loss and metric sums of one batch without training: (loss, DeviceBatch, None)."""
         y_pred, out_mask = self._forward(x, training=False)
         stats, _, denom, weighing = self._loss(y, y_pred, out_mask, need_grad=False)
-        for op in self.ops:
-            op.logits = None
         result = self._result(stats, denom, weighing)
         return result.loss, result, None
 

@@ -11,7 +11,8 @@ import numpy as np
 from numba import cuda
 
 from ..reference.conv1d import conv1d_output_geometry, max_pool1d_output_geometry
-from .elementwise import as_device, bias_add, column_sum, launch_1d, scalar
+from .elementwise import (as_device, bias_add, column_sum, device_mask, launch, positive_int,
+                          scalar)
 from .gemm import gemm
 
 __all__ = [
@@ -24,37 +25,9 @@ __all__ = [
 _PADDINGS = ("valid", "same", "causal")
 
 
-def _launch(kernel, n, *args):
-    if n:
-        blocks, threads = launch_1d(n)
-        kernel[blocks, threads](*args)
-
-
-def _positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _check_padding(padding, allowed):
     if padding not in allowed:
         raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
-
-
-def _device_mask(mask, shape):
-    """A (B, L) mask as a uint8 device array (1 = kept), or None."""
-    if mask is None:
-        return None
-    if not cuda.devicearray.is_cuda_ndarray(mask):
-        host = np.asarray(mask)
-        if host.dtype.kind not in "biuf":
-            raise TypeError(f"mask must be a boolean (or 0/1) array, got dtype {host.dtype}")
-        mask = cuda.to_device(np.ascontiguousarray(host.astype(bool).astype(np.uint8)))
-    if tuple(mask.shape) != shape:
-        raise ValueError(f"mask must have shape (batch, steps) = {shape}, got {tuple(mask.shape)}")
-    return mask
 
 
 # ---------------------------------------------------------------------------- conv1d
@@ -111,8 +84,8 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     if kernel_cin != cin:
         raise ValueError(f"kernel must have shape (k, Cin, Cout) with Cin = {cin} (x's "
                          f"channels), got {tuple(kernel.shape)}")
-    strides = _positive_int(strides, "strides")
-    dilation_rate = _positive_int(dilation_rate, "dilation_rate")
+    strides = positive_int(strides, "strides")
+    dilation_rate = positive_int(dilation_rate, "dilation_rate")
     _check_padding(padding, _PADDINGS)
     if bias is not None:
         bias = as_device(bias, "bias", ndim=1, dtype=dtype)
@@ -124,7 +97,7 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
         raise ValueError(f"input of length {length} is shorter than the kernel's span "
                          f"{dilation_rate * (taps - 1) + 1} with padding='valid'")
     cols = cuda.device_array((batch * out_length, taps * cin), dtype=dtype)
-    _launch(_im2col_kernel, cols.size, x, cols, out_length, taps, strides, dilation_rate,
+    launch(_im2col_kernel, cols.size, x, cols, out_length, taps, strides, dilation_rate,
             pad_left)
     y = cuda.device_array((batch, out_length, cout), dtype=dtype)
     y2 = y.reshape(batch * out_length, cout)
@@ -156,7 +129,7 @@ def conv1d_backward(cache, grad_y):
     dcols = cuda.device_array((rows, taps * cin), dtype=dtype)
     gemm(gy, kernel.reshape(taps * cin, cout).T, out=dcols)
     dx = cuda.device_array(x_shape, dtype=dtype)
-    _launch(_col2im_kernel, dx.size, dcols, dx, out_length, taps, strides, dilation_rate,
+    launch(_col2im_kernel, dx.size, dcols, dx, out_length, taps, strides, dilation_rate,
             pad_left, scalar(0, dtype))
     return dx, dkernel, dbias
 
@@ -213,8 +186,8 @@ def _max_pool_backward_kernel(grad_y, argmax, dx, pool_size, strides, pad_left, 
 def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     """Keras MaxPooling1D forward on the device; returns ``(y, cache)``."""
     x = as_device(x, "x", ndim=3)
-    pool_size = _positive_int(pool_size, "pool_size")
-    strides = pool_size if strides is None else _positive_int(strides, "strides")
+    pool_size = positive_int(pool_size, "pool_size")
+    strides = pool_size if strides is None else positive_int(strides, "strides")
     _check_padding(padding, ("valid", "same"))
     batch, length, channels = x.shape
     out_length, pad_left = max_pool1d_output_geometry(length, pool_size, strides, padding)
@@ -223,7 +196,7 @@ def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
                          "with padding='valid'")
     y = cuda.device_array((batch, out_length, channels), dtype=x.dtype)
     argmax = cuda.device_array((batch, out_length, channels), dtype=np.int64)
-    _launch(_max_pool_forward_kernel, y.size, x, y, argmax, pool_size, strides, pad_left)
+    launch(_max_pool_forward_kernel, y.size, x, y, argmax, pool_size, strides, pad_left)
     return y, (argmax, (batch, length, channels), pool_size, strides, pad_left)
 
 
@@ -236,7 +209,7 @@ def max_pool1d_backward(cache, grad_y):
         raise ValueError(f"grad_y must have shape {tuple(argmax.shape)}, "
                          f"got {tuple(grad_y.shape)}")
     dx = cuda.device_array(x_shape, dtype=grad_y.dtype)
-    _launch(_max_pool_backward_kernel, dx.size, grad_y, argmax, dx, pool_size, strides,
+    launch(_max_pool_backward_kernel, dx.size, grad_y, argmax, dx, pool_size, strides,
             pad_left, scalar(0, grad_y.dtype))
     return dx
 
@@ -289,12 +262,12 @@ def global_average_pool1d_forward(x, mask=None):
     """Mean over the steps (the kept steps with a mask; 0 for a fully masked row)."""
     x = as_device(x, "x", ndim=3)
     batch, length, channels = x.shape
-    dmask = _device_mask(mask, (batch, length))
+    dmask = device_mask(mask, (batch, length))
     has_mask = dmask is not None
     y = cuda.device_array((batch, channels), dtype=x.dtype)
     inv_counts = cuda.device_array(max(batch, 1), dtype=x.dtype)
     placeholder = dmask if has_mask else cuda.device_array((1, 1), dtype=np.uint8)
-    _launch(_global_average_forward_kernel, batch * channels, x, placeholder, has_mask, y,
+    launch(_global_average_forward_kernel, batch * channels, x, placeholder, has_mask, y,
             inv_counts, scalar(1, x.dtype))
     return y, (dmask, inv_counts if has_mask else None, (batch, length, channels))
 
@@ -311,7 +284,7 @@ def global_average_pool1d_backward(cache, grad_y):
     if not has_mask:
         dmask = cuda.device_array((1, 1), dtype=np.uint8)
         inv_counts = cuda.device_array(1, dtype=grad_y.dtype)
-    _launch(_global_average_backward_kernel, dx.size, grad_y, dmask, has_mask, inv_counts, dx,
+    launch(_global_average_backward_kernel, dx.size, grad_y, dmask, has_mask, inv_counts, dx,
             scalar(length, grad_y.dtype), scalar(0, grad_y.dtype))
     return dx
 
@@ -358,12 +331,12 @@ def global_max_pool1d_forward(x, mask=None):
     batch, length, channels = x.shape
     if length == 0:
         raise ValueError("global_max_pool1d_forward needs at least one step, got L = 0")
-    dmask = _device_mask(mask, (batch, length))
+    dmask = device_mask(mask, (batch, length))
     has_mask = dmask is not None
     y = cuda.device_array((batch, channels), dtype=x.dtype)
     argmax = cuda.device_array((batch, channels), dtype=np.int64)
     placeholder = dmask if has_mask else cuda.device_array((1, 1), dtype=np.uint8)
-    _launch(_global_max_forward_kernel, batch * channels, x, placeholder, has_mask, y, argmax,
+    launch(_global_max_forward_kernel, batch * channels, x, placeholder, has_mask, y, argmax,
             scalar(0, x.dtype))
     return y, (argmax, (batch, length, channels))
 
@@ -376,5 +349,5 @@ def global_max_pool1d_backward(cache, grad_y):
         raise ValueError(f"grad_y must have shape {tuple(argmax.shape)}, "
                          f"got {tuple(grad_y.shape)}")
     dx = cuda.device_array(x_shape, dtype=grad_y.dtype)
-    _launch(_global_max_backward_kernel, dx.size, grad_y, argmax, dx, scalar(0, grad_y.dtype))
+    launch(_global_max_backward_kernel, dx.size, grad_y, argmax, dx, scalar(0, grad_y.dtype))
     return dx

@@ -114,9 +114,40 @@ def launch_1d(n):
     return blocks, threads
 
 
+def launch(kernel, n, *args):
+    """Launch a grid-stride ``kernel`` over ``n`` flat work items (nothing when n = 0)."""
+    if n:
+        blocks, threads = launch_1d(n)
+        kernel[blocks, threads](*args)
+
+
 def scalar(value, dtype):
     """A Python number as a NumPy scalar of ``dtype``, so kernels keep its precision."""
     return np.dtype(dtype).type(value)
+
+
+def positive_int(value, name):
+    """``value`` as an int >= 1 (TypeError for a non-int or a bool, ValueError below 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def device_mask(mask, shape):
+    """A (B, L) mask as a device array (host masks: uint8, 1 = kept; device masks pass
+    through, any dtype, nonzero = kept), or None."""
+    if mask is None:
+        return None
+    if not cuda.devicearray.is_cuda_ndarray(mask):
+        host = np.asarray(mask)
+        if host.dtype.kind not in "biuf":
+            raise TypeError(f"mask must be a boolean (or 0/1) array, got dtype {host.dtype}")
+        mask = cuda.to_device(np.ascontiguousarray(host.astype(bool).astype(np.uint8)))
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"mask must have shape (batch, steps) = {shape}, got {tuple(mask.shape)}")
+    return mask
 
 
 @cuda.jit(cache=True)
@@ -667,12 +698,6 @@ def _dense_slots():
     return _NO_SLOTS["slots"]
 
 
-def _launch_rows(kernel, w, *args):
-    if w.size:
-        blocks, threads = launch_1d(w.size)
-        kernel[blocks, threads](*args)
-
-
 def _rows_2d(width, *arrays):
     """Flat (V*D,) device arrays as (V, D) views (None and placeholders pass through)."""
     return [a if a is None else a.reshape(a.size // width, width) for a in arrays]
@@ -698,13 +723,13 @@ def sgd_rows(w, rows, values, width, lr):
 # CPU kernels' (one per combination).
 def _sgd_momentum_dense(w, m, g, lr, momentum, nesterov):
     w2, m2, g2 = _as_2d(w), _as_2d(m), _as_2d(g)
-    _launch_rows(_sgd_momentum_kernel, w2, w2, m2, _dense_slots(), g2, True, lr, momentum,
+    launch(_sgd_momentum_kernel, w2.size, w2, m2, _dense_slots(), g2, True, lr, momentum,
                  bool(nesterov), False)
 
 
 def _sgd_momentum_rows(w, m, rows, values, width, lr, momentum, nesterov, lazy):
     w, m, values = _rows_2d(width, w, m, values)
-    _launch_rows(_sgd_momentum_kernel, w, w, m, _row_slots(w.shape[0], rows), values, False,
+    launch(_sgd_momentum_kernel, w.size, w, m, _row_slots(w.shape[0], rows), values, False,
                  lr, momentum, bool(nesterov), bool(lazy))
 
 
@@ -731,7 +756,7 @@ def sgd_nesterov_rows(w, m, rows, values, width, lr, momentum, lazy):
 def _adam_dense(w, m, v, vhat, g, alpha, one_minus_b1, one_minus_b2, eps, amsgrad):
     w2, m2, v2, g2 = _as_2d(w), _as_2d(m), _as_2d(v), _as_2d(g)
     h2 = _as_2d(vhat) if amsgrad else w2
-    _launch_rows(_adam_kernel, w2, w2, m2, v2, h2, _dense_slots(), g2, True, alpha,
+    launch(_adam_kernel, w2.size, w2, m2, v2, h2, _dense_slots(), g2, True, alpha,
                  one_minus_b1, one_minus_b2, eps, bool(amsgrad), False)
 
 
@@ -739,7 +764,7 @@ def _adam_rows(w, m, v, vhat, rows, values, width, alpha, one_minus_b1, one_minu
                amsgrad, lazy):
     w, m, v, values = _rows_2d(width, w, m, v, values)
     h = _rows_2d(width, vhat)[0] if amsgrad else w
-    _launch_rows(_adam_kernel, w, w, m, v, h, _row_slots(w.shape[0], rows), values, False,
+    launch(_adam_kernel, w.size, w, m, v, h, _row_slots(w.shape[0], rows), values, False,
                  alpha, one_minus_b1, one_minus_b2, eps, bool(amsgrad), bool(lazy))
 
 
@@ -771,7 +796,7 @@ def _rmsprop_dense(w, vel, mom, avg, g, lr, rho, one_minus_rho, momentum, eps, u
     w2, vel2, g2 = _as_2d(w), _as_2d(vel), _as_2d(g)
     mom2 = _as_2d(mom) if use_momentum else w2
     avg2 = _as_2d(avg) if centered else w2
-    _launch_rows(_rmsprop_kernel, w2, w2, vel2, mom2, avg2, _dense_slots(), g2, True, lr, rho,
+    launch(_rmsprop_kernel, w2.size, w2, vel2, mom2, avg2, _dense_slots(), g2, True, lr, rho,
                  one_minus_rho, momentum, eps, bool(use_momentum), bool(centered), False)
 
 
@@ -780,7 +805,7 @@ def _rmsprop_rows(w, vel, mom, avg, rows, values, width, lr, rho, one_minus_rho,
     w, vel, values = _rows_2d(width, w, vel, values)
     mom = _rows_2d(width, mom)[0] if use_momentum else w
     avg = _rows_2d(width, avg)[0] if centered else w
-    _launch_rows(_rmsprop_kernel, w, w, vel, mom, avg, _row_slots(w.shape[0], rows), values,
+    launch(_rmsprop_kernel, w.size, w, vel, mom, avg, _row_slots(w.shape[0], rows), values,
                  False, lr, rho, one_minus_rho, momentum, eps, bool(use_momentum),
                  bool(centered), bool(lazy))
 
@@ -836,11 +861,11 @@ def rmsprop_centered_momentum_rows(w, vel, mom, avg, rows, values, width, lr, rh
 def adagrad_dense(w, acc, g, lr, eps):
     # w, acc, g: (N,) -> w, acc updated in place
     w2, acc2, g2 = _as_2d(w), _as_2d(acc), _as_2d(g)
-    _launch_rows(_adagrad_kernel, w2, w2, acc2, _dense_slots(), g2, True, lr, eps)
+    launch(_adagrad_kernel, w2.size, w2, acc2, _dense_slots(), g2, True, lr, eps)
 
 
 def adagrad_rows(w, acc, rows, values, width, lr, eps):
     # w, acc: (V*D,) flat, rows: (U,), values: (U*D,) flat, width = D -> touched rows in place
     w, acc, values = _rows_2d(width, w, acc, values)
-    _launch_rows(_adagrad_kernel, w, w, acc, _row_slots(w.shape[0], rows), values, False, lr,
+    launch(_adagrad_kernel, w.size, w, acc, _row_slots(w.shape[0], rows), values, False, lr,
                  eps)

@@ -17,8 +17,8 @@ position, never an out-of-bounds read.
 import numpy as np
 from numba import cuda, int64
 
-from .elementwise import (MAX_THREADS, SIMULATOR, as_device, as_device_indices, launch_1d,
-                          zeros)
+from .elementwise import (MAX_THREADS, SIMULATOR, as_device, as_device_indices, launch,
+                          launch_1d, positive_int, zeros)
 
 __all__ = ["embedding_forward", "embedding_backward", "embedding_backward_sparse",
            "sort_keys"]
@@ -89,14 +89,6 @@ def _normalize_padding_idx(padding_idx, num_embeddings):
         raise ValueError(f"padding_idx must be in [-{num_embeddings}, {num_embeddings}), "
                          f"got {padding_idx}")
     return padding_idx % num_embeddings
-
-
-def _check_num_embeddings(value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"num_embeddings must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"num_embeddings must be >= 1, got {value}")
-    return int(value)
 
 
 def _flat(x):
@@ -241,6 +233,19 @@ def _sorted_keys(idx, largest):
 
 
 # ---------------------------------------------------------------------------- backward
+@cuda.jit(device=True, inline=True)
+def _run_sum(keys, grad, k, j, row):
+    # column j of grad summed over the run of ``row`` that starts at sorted key k, in
+    # ascending position order (as np.add.at: 0 + first = first)
+    n_total = grad.shape[0]
+    acc = grad[keys[k] - row * n_total, j]
+    end = k + 1
+    while end < n_total and keys[end] // n_total == row:
+        acc += grad[keys[end] - row * n_total, j]
+        end += 1
+    return acc
+
+
 @cuda.jit(cache=True)
 def _segment_sum_dense_kernel(keys, grad, padding_idx, out):
     # keys: (P,) sorted, grad: (N, D) -> out: (V, D), rows of touched runs written
@@ -253,12 +258,7 @@ def _segment_sum_dense_kernel(keys, grad, padding_idx, out):
         row = keys[k] // n_total
         if row == padding_idx or (k > 0 and keys[k - 1] // n_total == row):
             continue
-        acc = grad[keys[k] - row * n_total, j]  # as np.add.at: 0 + first = first
-        end = k + 1
-        while end < n_total and keys[end] // n_total == row:
-            acc += grad[keys[end] - row * n_total, j]
-            end += 1
-        out[row, j] = acc
+        out[row, j] = _run_sum(keys, grad, k, j, row)
 
 
 def embedding_backward(indices, grad_output, num_embeddings, padding_idx=None):
@@ -268,21 +268,27 @@ def embedding_backward(indices, grad_output, num_embeddings, padding_idx=None):
 
     Deterministic (no atomics): see the module docstring. The row ``padding_idx`` (PyTorch's
     meaning, in [-V, V)) gets a zero gradient."""
-    num_embeddings = _check_num_embeddings(num_embeddings)
+    num_embeddings = positive_int(num_embeddings, "num_embeddings")
     idx = as_device_indices(indices, "indices")
     shape = tuple(idx.shape)
     grad = _check_grad(shape, grad_output)
     pad = _normalize_padding_idx(padding_idx, num_embeddings)
-    dim = tuple(grad.shape)[-1]
     flat_idx = _flat(idx)
     largest = _check_index_range(flat_idx, shape, 0, num_embeddings, "indices")
+    return dense_gradient(flat_idx, grad, num_embeddings, pad, largest)
+
+
+def dense_gradient(flat_idx, grad, num_embeddings, padding_idx, largest):
+    """The (V, D) gradient of checked indices: flat_idx (N,) in [0, V) with max ``largest``,
+    grad (..., D) with N rows; row ``padding_idx`` (-1: none) stays zero."""
+    dim = tuple(grad.shape)[-1]
     out = zeros((num_embeddings, dim), grad.dtype)
     n_total = flat_idx.size
     if n_total == 0 or dim == 0:
         return out
     keys = _sorted_keys(flat_idx, largest)
-    blocks, threads = launch_1d(n_total * dim)
-    _segment_sum_dense_kernel[blocks, threads](keys, grad.reshape(n_total, dim), pad, out)
+    launch(_segment_sum_dense_kernel, n_total * dim, keys, grad.reshape(n_total, dim),
+           padding_idx, out)
     return out
 
 
@@ -369,14 +375,7 @@ def _segment_sum_sparse_kernel(keys, grad, flags, slot, values):
         j = i - k * dim
         if flags[k] == 0:
             continue
-        row = keys[k] // n_total
-        u = slot[k]
-        acc = grad[keys[k] - row * n_total, j]  # as np.add.at: 0 + first = first
-        end = k + 1
-        while end < n_total and keys[end] // n_total == row:
-            acc += grad[keys[end] - row * n_total, j]
-            end += 1
-        values[u, j] = acc
+        values[slot[k], j] = _run_sum(keys, grad, k, j, keys[k] // n_total)
 
 
 def embedding_backward_sparse(indices, grad_output, padding_idx=None, num_embeddings=None):
@@ -388,7 +387,7 @@ def embedding_backward_sparse(indices, grad_output, padding_idx=None, num_embedd
     Deterministic (no atomics). num_embeddings, when given, bounds the indices (IndexError
     outside [0, V)) and lets padding_idx count from the end."""
     if num_embeddings is not None:
-        num_embeddings = _check_num_embeddings(num_embeddings)
+        num_embeddings = positive_int(num_embeddings, "num_embeddings")
     idx = as_device_indices(indices, "indices")
     shape = tuple(idx.shape)
     grad = _check_grad(shape, grad_output)

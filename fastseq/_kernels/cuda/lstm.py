@@ -20,7 +20,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from .elementwise import as_device, column_sum, launch_1d, scalar, zeros
+from .elementwise import (_copy, as_device, column_sum, device_mask, launch, scalar, sigmoid,
+                          zeros)
 from .gemm import gemm
 
 __all__ = ["lstm_forward", "lstm_backward"]
@@ -67,26 +68,6 @@ def _mask_to_time_major_kernel(mask, mask_tm, reverse):
         mask_tm[s, b] = 1 if mask[b, t] != 0 else 0
 
 
-def _launch(kernel, n, *args):
-    if n:
-        blocks, threads = launch_1d(n)
-        kernel[blocks, threads](*args)
-
-
-def _copy(x):
-    out = cuda.device_array(tuple(x.shape), dtype=x.dtype)
-    out.copy_to_device(x)
-    return out
-
-
-@cuda.jit(device=True, inline=True)
-def _sigmoid(z, one):
-    if z >= 0:
-        return one / (one + math.exp(-z))
-    e = math.exp(z)
-    return e / (one + e)
-
-
 # ---------------------------------------------------------------------------- forward
 @cuda.jit(cache=True)
 def _lstm_step_forward_kernel(z, gates_s, bias, has_bias, c_prev, h_prev, c_new, h_new,
@@ -108,10 +89,10 @@ def _lstm_step_forward_kernel(z, gates_s, bias, has_bias, c_prev, h_prev, c_new,
             pre_f += bias[hidden + u]
             pre_g += bias[2 * hidden + u]
             pre_o += bias[3 * hidden + u]
-        gi = _sigmoid(z[b, u] + pre_i, one)
-        gf = _sigmoid(z[b, hidden + u] + pre_f, one)
+        gi = sigmoid(z[b, u] + pre_i, one)
+        gf = sigmoid(z[b, hidden + u] + pre_f, one)
         gg = math.tanh(z[b, 2 * hidden + u] + pre_g)
-        go = _sigmoid(z[b, 3 * hidden + u] + pre_o, one)
+        go = sigmoid(z[b, 3 * hidden + u] + pre_o, one)
         gates_s[b, u] = gi
         gates_s[b, hidden + u] = gf
         gates_s[b, 2 * hidden + u] = gg
@@ -137,18 +118,11 @@ def _optional_state(value, name, shape, dtype):
 
 
 def _mask_time_major(mask, batch, n_time, go_backwards):
+    mask = device_mask(mask, (batch, n_time))
     if mask is None:
         return None
-    if not cuda.devicearray.is_cuda_ndarray(mask):
-        host = np.asarray(mask)
-        if host.dtype.kind not in "biuf":
-            raise TypeError(f"mask must be a boolean (or 0/1) array, got dtype {host.dtype}")
-        mask = cuda.to_device(np.ascontiguousarray(host.astype(np.uint8)))
-    if tuple(mask.shape) != (batch, n_time):
-        raise ValueError(f"mask must have shape (batch, time) = {(batch, n_time)}, "
-                         f"got {tuple(mask.shape)}")
     mask_tm = cuda.device_array((n_time, batch), dtype=np.uint8)
-    _launch(_mask_to_time_major_kernel, n_time * batch, mask, mask_tm, bool(go_backwards))
+    launch(_mask_to_time_major_kernel, n_time * batch, mask, mask_tm, bool(go_backwards))
     return mask_tm
 
 
@@ -189,7 +163,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
         mask_tm = cuda.device_array((1, 1), dtype=np.uint8)  # placeholder, never read
 
     x_tm = cuda.device_array((n_time, batch, dim), dtype=dtype)
-    _launch(_to_time_major_kernel, x_tm.size, x, x_tm, bool(go_backwards))
+    launch(_to_time_major_kernel, x_tm.size, x, x_tm, bool(go_backwards))
     # the input projection of every step: one (T*B, D) @ (D, 4H) GEMM
     gates = cuda.device_array((n_time, batch, 4 * hidden), dtype=dtype)
     if gates.size:
@@ -206,7 +180,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
         if batch == 0 or hidden == 0:
             break
         gemm(hs[s], recurrent_kernel, out=z)
-        _launch(_lstm_step_forward_kernel, batch * hidden, z, gates[s], bias, has_bias,
+        launch(_lstm_step_forward_kernel, batch * hidden, z, gates[s], bias, has_bias,
                 cs[s], hs[s], cs[s + 1], hs[s + 1], mask_tm, has_mask, s, outputs, one)
     h_last, c_last = _copy(hs[n_time]), _copy(cs[n_time])
     if not training:
@@ -319,13 +293,13 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
     for s in range(n_time - 1, -1, -1):
         if batch == 0 or hidden == 0:
             break
-        _launch(_lstm_step_backward_kernel, batch * hidden, gates[s], cs[s], cs[s + 1],
+        launch(_lstm_step_backward_kernel, batch * hidden, gates[s], cs[s], cs[s + 1],
                 dh_rec, dh_total, dc, grad_outputs, has_grad_outputs, mask_tm, has_mask, s,
                 dz[s], one)
         gemm(dz[s], recurrent_kernel_t, out=dh_rec)
     if has_mask and n_time and batch * hidden:
         dh0 = cuda.device_array(state_shape, dtype=dtype)
-        _launch(_lstm_first_dh_kernel, batch * hidden, dh_rec, dh_total, mask_tm, dh0)
+        launch(_lstm_first_dh_kernel, batch * hidden, dh_rec, dh_total, mask_tm, dh0)
     else:
         dh0 = dh_rec
     rows = n_time * batch
@@ -340,5 +314,5 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
     dx_tm = cuda.device_array((n_time, batch, dim), dtype=dtype)
     gemm(dz2, kernel.T, out=dx_tm.reshape(rows, dim))
     dx = cuda.device_array((batch, n_time, dim), dtype=dtype)
-    _launch(_from_time_major_kernel, dx.size, dx_tm, dx, cache["go_backwards"])
+    launch(_from_time_major_kernel, dx.size, dx_tm, dx, cache["go_backwards"])
     return dx, dkernel, drecurrent_kernel, dbias, dh0, dc

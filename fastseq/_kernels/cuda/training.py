@@ -23,17 +23,11 @@ import math
 import numpy as np
 from numba import cuda
 
-from .elementwise import launch_1d, scalar, zeros
-from .embedding import _gather_kernel, _segment_sum_dense_kernel, _sorted_keys
+from .elementwise import launch, launch_1d, scalar, sigmoid, zeros
+from .embedding import _gather_kernel, dense_gradient
 
 __all__ = ["to_device", "gather", "embedding_grad_dense", "multiply", "scale_steps",
            "loss_rows", "accuracy_rows"]
-
-
-def _launch(kernel, n, *args):
-    if n:
-        blocks, threads = launch_1d(n)
-        kernel[blocks, threads](*args)
 
 
 def to_device(host):
@@ -59,15 +53,7 @@ def gather(weights, indices):
 def embedding_grad_dense(indices, grad, num_embeddings, largest):
     """The dense embedding gradient (deterministic sort + ordered segment sums, as
     ``embedding_backward``) for indices checked on the host."""
-    dim = tuple(grad.shape)[-1]
-    out = zeros((num_embeddings, dim), grad.dtype)
-    n_total = indices.size
-    if n_total == 0 or dim == 0:
-        return out
-    keys = _sorted_keys(indices.reshape(n_total), largest)
-    _launch(_segment_sum_dense_kernel, n_total * dim, keys, grad.reshape(n_total, dim), -1,
-            out)
-    return out
+    return dense_gradient(indices.reshape(indices.size), grad, num_embeddings, -1, largest)
 
 
 # ---------------------------------------------------------------------------- dropout
@@ -86,7 +72,7 @@ def multiply(x, m, out=None):
     if out is None:
         out = cuda.device_array(x.shape, dtype=x.dtype)
     n = x.size
-    _launch(_multiply_kernel, n, x.reshape(n), m.reshape(n), out.reshape(n))
+    launch(_multiply_kernel, n, x.reshape(n), m.reshape(n), out.reshape(n))
     return out
 
 
@@ -106,19 +92,11 @@ def scale_steps(x, m, out=None):
     """One mask per sequence for every step (LSTM input dropout): x (B, T, D) * m (B, D)."""
     if out is None:
         out = cuda.device_array(x.shape, dtype=x.dtype)
-    _launch(_scale_steps_kernel, x.size, x, m, out)
+    launch(_scale_steps_kernel, x.size, x, m, out)
     return out
 
 
 # ---------------------------------------------------------------------------- losses
-@cuda.jit(device=True, inline=True)
-def _sigmoid(z, one):
-    if z >= 0:
-        return one / (one + math.exp(-z))
-    e = math.exp(z)
-    return e / (one + e)
-
-
 @cuda.jit(cache=True)
 def _bce_rows_kernel(t, z, weight, has_weight, from_logits, stats, grad, need_grad, width,
                      scale, one, eps):
@@ -136,7 +114,7 @@ def _bce_rows_kernel(t, z, weight, has_weight, from_logits, stats, grad, need_gr
             y = t[r, c]
             if from_logits:
                 acc += max(x, zero) - x * y + math.log1p(math.exp(-abs(x)))
-                g = _sigmoid(x, one) - y
+                g = sigmoid(x, one) - y
             else:
                 p = min(max(x, eps), one - eps)
                 acc += -(y * math.log(p) + (one - y) * math.log(one - p))
@@ -225,7 +203,7 @@ def loss_rows(kind, from_logits, y, pred, weight, scale, need_grad):
     weight = weight if has_weight else weight_ph
     one = scalar(1, dtype)
     if kind == "binary_crossentropy":
-        _launch(_bce_rows_kernel, n_rows, y, pred, weight, has_weight, bool(from_logits), stats,
+        launch(_bce_rows_kernel, n_rows, y, pred, weight, has_weight, bool(from_logits), stats,
                 grad, need_grad, scalar(n_cols, dtype), scalar(scale, dtype), one,
                 scalar(1e-7, dtype))
     elif kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
@@ -233,11 +211,11 @@ def loss_rows(kind, from_logits, y, pred, weight, scale, need_grad):
             raise NotImplementedError(f"{kind} on probabilities has no CUDA kernel; the model "
                                       "needs a softmax last layer or from_logits=True")
         sparse = kind == "sparse_categorical_crossentropy"
-        _launch(_softmax_ce_rows_kernel, n_rows, dense_ph if sparse else y,
+        launch(_softmax_ce_rows_kernel, n_rows, dense_ph if sparse else y,
                 y if sparse else labels_ph, sparse, pred, weight, has_weight, stats, grad,
                 need_grad, scalar(scale, dtype), one)
     elif kind == "mse":
-        _launch(_mse_rows_kernel, n_rows, y, pred, weight, has_weight, stats, grad, need_grad,
+        launch(_mse_rows_kernel, n_rows, y, pred, weight, has_weight, stats, grad, need_grad,
                 scalar(2.0 / n_cols, dtype), scalar(n_cols, dtype), scalar(scale, dtype), one)
     else:
         raise ValueError(f"loss_rows: unknown loss kind {kind!r}")
@@ -292,7 +270,7 @@ def accuracy_rows(kind, threshold, y, prob, weight, stats):
             "accuracy on device 'cuda': integer labels go with sparse categorical accuracy, "
             "one-hot or 0/1 targets with binary / categorical accuracy")
     has_weight = weight is not None
-    _launch(_accuracy_rows_kernel, n_rows, kind, scalar(threshold, dtype),
+    launch(_accuracy_rows_kernel, n_rows, kind, scalar(threshold, dtype),
             dense_ph if sparse_labels else y, y if sparse_labels else labels_ph, prob,
             weight if has_weight else weight_ph, has_weight, stats, scalar(prob.shape[1], dtype),
             scalar(1, dtype))
