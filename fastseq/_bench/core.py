@@ -84,13 +84,48 @@ def copy_bandwidth_gbs(nbytes=64 << 20, min_time=0.3):
     return _COPY_BW[nbytes]
 
 
+def time_pair(fast, baseline, min_time=0.3, rounds=5, warm_in_s=0.15, max_repeats=200):
+    """Medians (fast_s, baseline_s) of ``fast()`` and ``baseline()`` timed side by side.
+
+    The two run in alternating blocks, ``rounds`` each (the order flips every round), so a
+    machine whose speed drifts (shared VMs) moves both medians alike instead of whichever
+    side happened to run in the slow second. Each block first runs its function for
+    ``warm_in_s`` uncounted: the state the other side left is not this side's steady state
+    (a multithreaded BLAS call leaves OpenBLAS workers spinning for about 0.1 s, which slows
+    whatever runs next; idle cores take tens of ms to come back to speed, so the warm-in
+    keeps them busy rather than idle). Calls longer than the warm-in get none."""
+    times = {fast: [], baseline: []}
+    per_block = min_time / rounds
+    estimate = {}
+    for fn in (fast, baseline):  # warm-up: compiles, caches, the allocator; a first estimate
+        t0 = time.perf_counter()
+        fn()
+        estimate[fn] = time.perf_counter() - t0
+    for r in range(rounds):
+        for fn in ((fast, baseline) if r % 2 == 0 else (baseline, fast)):
+            if estimate[fn] < warm_in_s:
+                start = time.perf_counter()
+                while time.perf_counter() - start < warm_in_s:
+                    fn()
+            start = time.perf_counter()
+            for _ in range(max(1, max_repeats // rounds)):
+                t0 = time.perf_counter()
+                fn()
+                times[fn].append(time.perf_counter() - t0)
+                if t0 + times[fn][-1] - start >= per_block:
+                    break
+    return statistics.median(times[fast]), statistics.median(times[baseline])
+
+
 def run_case(case: Case, min_time=0.3, with_baseline=True):
     """Time one case; returns a dict of medians (seconds) and derived figures."""
     inputs = case.make_inputs()
-    fast_s = time_call(lambda: case.fast(inputs), min_time=min_time)
     base_s = None
     if with_baseline and case.baseline is not None:
-        base_s = time_call(lambda: case.baseline(inputs), min_time=min_time)
+        fast_s, base_s = time_pair(lambda: case.fast(inputs), lambda: case.baseline(inputs),
+                                   min_time=min_time)
+    else:
+        fast_s = time_call(lambda: case.fast(inputs), min_time=min_time)
     row = {
         "family": case.family,
         "name": case.name,
