@@ -85,6 +85,18 @@ def _run_tasks(fn, tasks):
     return results
 
 
+def _sum_in_task_order(partials, shapes, dtype):
+    """Each task's partial arrays summed over the tasks in task order (the same bits for any
+    thread count), into the first task's arrays (the tasks' own); zeros for no task."""
+    if not partials:
+        return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
+    sums = partials[0]
+    for part in partials[1:]:
+        for total, value in zip(sums, part):
+            total += value
+    return sums
+
+
 def _sequence_tasks(batch, tiles_per_seq, n, channels, itemsize):
     """[(tile_lo, tile_hi)] ranges of whole sequences, from the problem's sizes only."""
     total = batch * tiles_per_seq
@@ -99,10 +111,11 @@ def _sequence_tasks(batch, tiles_per_seq, n, channels, itemsize):
 
 
 @functools.lru_cache(maxsize=None)
-def _winograd(m, k, dtype_name):
-    """(A^T, A, G, B^T) in ``dtype``, read-only; built once per (m, k, dtype)."""
+def _winograd(m, k, dtype_char):
+    """(A^T, A, G, B^T) in the dtype of that character code ('f', 'd'), read-only; built
+    once per (m, k, dtype). (Keyed by ``dtype.char``: ``dtype.name`` costs microseconds.)"""
     a_t, g, b_t = _k.winograd_matrices(m, k)
-    mats = [np.ascontiguousarray(a, dtype=dtype_name) for a in (a_t, a_t.T, g, b_t)]
+    mats = [np.ascontiguousarray(a, dtype=dtype_char) for a in (a_t, a_t.T, g, b_t)]
     for a in mats:
         a.flags.writeable = False
     return tuple(mats)
@@ -195,7 +208,7 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     }
     if strides == 1 and k in _WINOGRAD_TILE:
         m = _WINOGRAD_TILE[k]
-        a_t, _, g, b_t = _winograd(m, k, x.dtype.name)
+        a_t, _, g, b_t = _winograd(m, k, x.dtype.char)
         u = (g @ kernel.reshape(k, cin * cout)).reshape(-1, cin, cout)
         n = u.shape[0]
         tiles_per_phase, total = _k.tile_counts(batch, out_length, m, dilation_rate)
@@ -259,7 +272,7 @@ def conv1d_backward(cache, grad_y):
     dilation, pad_left = cache["dilation_rate"], cache["pad_left"]
     if cache["path"] == "winograd":
         m = cache["tile"]
-        a_t, a, g, b_t = _winograd(m, k, kernel.dtype.name)
+        a_t, a, g, b_t = _winograd(m, k, kernel.dtype.char)
         n = a_t.shape[1]
         dx = np.zeros((batch, length, cin), dtype=gy.dtype)
         v, u, tiles_per_phase = cache["v"], cache["u"], cache["tiles_per_phase"]
@@ -269,11 +282,7 @@ def conv1d_backward(cache, grad_y):
             ),
             cache["tasks"],
         )
-        z = np.zeros((n, cin, cout), dtype=gy.dtype)
-        dbias = np.zeros(cout, dtype=gy.dtype)
-        for z_part, dbias_part in partials:  # in task order: the same bits every time
-            z += z_part
-            dbias += dbias_part
+        z, dbias = _sum_in_task_order(partials, ((n, cin, cout), (cout,)), gy.dtype)
         dkernel = (g.T @ z.reshape(n, cin * cout)).reshape(k, cin, cout)
     else:
         cols = cache["cols"]
@@ -298,11 +307,7 @@ def conv1d_backward(cache, grad_y):
 
         tasks = [(lo // out_length, hi // out_length) for lo, hi in cache["tasks"]]
         partials = _run_tasks(backward_task, tasks)
-        dkernel = np.zeros((k * cin, cout), dtype=gy.dtype)
-        dbias = np.zeros(cout, dtype=gy.dtype)
-        for dkernel_part, dbias_part in partials:  # in task order: the same bits every time
-            dkernel += dkernel_part
-            dbias += dbias_part
+        dkernel, dbias = _sum_in_task_order(partials, ((k * cin, cout), (cout,)), gy.dtype)
         dkernel = dkernel.reshape(k, cin, cout)
     return dx, dkernel, (dbias if cache["has_bias"] else None)
 

@@ -84,7 +84,7 @@ def copy_bandwidth_gbs(nbytes=64 << 20, min_time=0.3):
     return _COPY_BW[nbytes]
 
 
-def time_pair(fast, baseline, min_time=0.3, rounds=5, warm_in_s=0.15, max_repeats=200):
+def time_pair(fast, baseline, min_time=0.3, rounds=5, warm_in_s=0.25, max_repeats=200):
     """Medians (fast_s, baseline_s) of ``fast()`` and ``baseline()`` timed side by side.
 
     The two run in alternating blocks, ``rounds`` each (the order flips every round), so a
