@@ -38,8 +38,11 @@ def set_num_threads(n):
 
 def get_num_threads():
     """The thread count set by :func:`set_num_threads` (default: all cores)."""
+    global _num_threads
     if _num_threads is None:
+        # worked out once: the kernels ask on every call, and the affinity query is a
+        # system call (Numba's pool size is fixed at start-up anyway)
         import numba
 
-        return min(_default_threads(), numba.config.NUMBA_NUM_THREADS)
+        _num_threads = min(_default_threads(), numba.config.NUMBA_NUM_THREADS)
     return _num_threads

@@ -14,12 +14,12 @@ float32 and float64 (inputs keep their dtype); deterministic: the same inputs gi
 same bits whatever the thread count.
 """
 import functools
-import itertools
 
 import numpy as np
 
 from .._kernels import conv1d as _k
 from ._blas import serial_blas
+from ._forkjoin import run_tasks
 from ._checks import float_array, positive_int
 
 _PADDINGS = ("valid", "same", "causal")
@@ -30,8 +30,8 @@ _POOL_PADDINGS = ("valid", "same")
 # n / (m k) = 0.4-0.6 of the direct FLOPs.
 _WINOGRAD_TILE = {2: 6, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
 # Both conv paths split the batch into tasks of whole sequences (so no two tasks touch the
-# same dx row) that run on a small thread pool (the calling thread and get_num_threads() - 1
-# helpers; the Numba kernels release the GIL), each task calling a single-threaded BLAS.
+# same dx row) that run on the calling thread and get_num_threads() - 1 helpers (_forkjoin;
+# the Numba kernels and the BLAS release the GIL), each task calling a single-threaded BLAS.
 # Why not one multithreaded BLAS call per step: the Winograd path makes n GEMM calls per
 # pass, and each multithreaded call is a sync point of the BLAS's threads; on a 2-core
 # machine with anything else running, each waits for a scheduler time slice (~5-10 ms per
@@ -44,45 +44,14 @@ _TASK_BYTES = 4 << 20
 _MIN_TASKS = 4  # enough tasks to share out on a few cores, whatever the sizes
 _MIN_TILES_PER_TASK = 128  # below this the GEMMs get small and the hand-offs cost more
 
-_pools = {}
-
-
-def _pool(workers):
-    from concurrent.futures import ThreadPoolExecutor
-
-    if workers not in _pools:
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fastseq-conv1d")
-    return _pools[workers]
-
 
 def _run_tasks(fn, tasks):
-    """fn(*task) for every task, on fastseq's thread count; results in task order.
-
-    The calling thread works too and the helpers take the next task as they free up, so a
-    call wakes (threads - 1) pool threads once, not one per task."""
+    """fn(*task) for every task, on fastseq's thread count, each calling a single-threaded
+    BLAS; results in task order."""
     from .._threads import get_num_threads
 
-    workers = min(get_num_threads(), len(tasks))
-    results = [None] * len(tasks)
     with serial_blas():
-        if workers <= 1:
-            return [fn(*task) for task in tasks]
-        next_task = itertools.count()  # next() on it is atomic under the GIL
-
-        def work():
-            for i in iter(lambda: next(next_task), None):
-                if i >= len(tasks):
-                    return
-                results[i] = fn(*tasks[i])
-
-        helpers = [_pool(workers - 1).submit(work) for _ in range(workers - 1)]
-        try:
-            work()
-        finally:
-            for helper in helpers:
-                if not helper.cancel():  # one that never started has nothing to wait for
-                    helper.result()
-    return results
+        return run_tasks(fn, tasks, get_num_threads())
 
 
 def _sum_in_task_order(partials, shapes, dtype):
