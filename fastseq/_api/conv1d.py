@@ -42,7 +42,8 @@ _WINOGRAD_TILE = {2: 6, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
 # they stay in cache between the transform, the GEMM and the transform back.
 _TASK_BYTES = 4 << 20
 _MIN_TASKS = 4  # enough tasks to share out on a few cores, whatever the sizes
-_MIN_TILES_PER_TASK = 128  # below this the GEMMs get small and the hand-offs cost more
+# Tasks of about this many tiles: smaller, and the GEMMs get small and the hand-offs weigh.
+_TILES_PER_TASK = 128
 
 
 def _run_tasks(fn, tasks):
@@ -72,7 +73,8 @@ def _sequence_tasks(batch, tiles_per_seq, n, channels, itemsize):
     if batch == 0:
         return []
     by_bytes = -(-total * n * channels * itemsize // _TASK_BYTES)
-    by_tiles = max(1, total // _MIN_TILES_PER_TASK)
+    # the nearest count, not the floor: 240 tiles make two tasks of 120, not one of 240
+    by_tiles = max(1, (total + _TILES_PER_TASK // 2) // _TILES_PER_TASK)
     count = max(1, min(batch, max(by_bytes, min(_MIN_TASKS, by_tiles))))
     per_task = -(-batch // count)
     return [(b0 * tiles_per_seq, min(batch, b0 + per_task) * tiles_per_seq)
