@@ -67,26 +67,29 @@ def _sum_in_task_order(partials, shapes, dtype):
     return sums
 
 
+@functools.lru_cache(maxsize=256)
 def _sequence_tasks(batch, tiles_per_seq, n, channels, itemsize):
-    """[(tile_lo, tile_hi)] ranges of whole sequences, from the problem's sizes only."""
+    """((tile_lo, tile_hi), ...) ranges of whole sequences, from the problem's sizes only
+    (cached: a training loop asks for the same few layers' splits every step)."""
     total = batch * tiles_per_seq
     if batch == 0:
-        return []
+        return ()
     by_bytes = -(-total * n * channels * itemsize // _TASK_BYTES)
     # the nearest count, not the floor: 240 tiles make two tasks of 120, not one of 240
     by_tiles = max(1, (total + _TILES_PER_TASK // 2) // _TILES_PER_TASK)
     count = max(1, min(batch, max(by_bytes, min(_MIN_TASKS, by_tiles))))
     per_task = -(-batch // count)
-    return [(b0 * tiles_per_seq, min(batch, b0 + per_task) * tiles_per_seq)
-            for b0 in range(0, batch, per_task)]
+    return tuple((b0 * tiles_per_seq, min(batch, b0 + per_task) * tiles_per_seq)
+                 for b0 in range(0, batch, per_task))
 
 
 @functools.lru_cache(maxsize=None)
 def _winograd(m, k, dtype_char):
-    """(A^T, A, G, B^T) in the dtype of that character code ('f', 'd'), read-only; built
-    once per (m, k, dtype). (Keyed by ``dtype.char``: ``dtype.name`` costs microseconds.)"""
+    """(A^T, A, G, G^T, B^T) in the dtype of that character code ('f', 'd'), C-contiguous and
+    read-only; built once per (m, k, dtype). (Keyed by ``dtype.char``: ``dtype.name`` costs
+    microseconds per call.)"""
     a_t, g, b_t = _k.winograd_matrices(m, k)
-    mats = [np.ascontiguousarray(a, dtype=dtype_char) for a in (a_t, a_t.T, g, b_t)]
+    mats = [np.ascontiguousarray(a, dtype=dtype_char) for a in (a_t, a_t.T, g, g.T, b_t)]
     for a in mats:
         a.flags.writeable = False
     return tuple(mats)
@@ -179,7 +182,7 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     }
     if strides == 1 and k in _WINOGRAD_TILE:
         m = _WINOGRAD_TILE[k]
-        a_t, _, g, b_t = _winograd(m, k, x.dtype.char)
+        a_t, _, g, _, b_t = _winograd(m, k, x.dtype.char)
         u = (g @ kernel.reshape(k, cin * cout)).reshape(-1, cin, cout)
         n = u.shape[0]
         tiles_per_phase, total = _k.tile_counts(batch, out_length, m, dilation_rate)
@@ -243,18 +246,16 @@ def conv1d_backward(cache, grad_y):
     dilation, pad_left = cache["dilation_rate"], cache["pad_left"]
     if cache["path"] == "winograd":
         m = cache["tile"]
-        a_t, a, g, b_t = _winograd(m, k, kernel.dtype.char)
-        n = a_t.shape[1]
-        dx = np.zeros((batch, length, cin), dtype=gy.dtype)
+        _, a, _, g_t, b_t = _winograd(m, k, kernel.dtype.char)
+        dx = np.empty((batch, length, cin), dtype=gy.dtype)  # each task zeroes its rows
         v, u, tiles_per_phase = cache["v"], cache["u"], cache["tiles_per_phase"]
         partials = _run_tasks(
             lambda lo, hi: _k.winograd_backward_tiles(
-                v, gy, u, a, b_t, pad_left, dilation, tiles_per_phase, lo, hi, dx
+                v, gy, u, a, b_t, g_t, pad_left, dilation, tiles_per_phase, lo, hi, dx
             ),
             cache["tasks"],
         )
-        z, dbias = _sum_in_task_order(partials, ((n, cin, cout), (cout,)), gy.dtype)
-        dkernel = (g.T @ z.reshape(n, cin * cout)).reshape(k, cin, cout)
+        dkernel, dbias = _sum_in_task_order(partials, ((k, cin, cout), (cout,)), gy.dtype)
     else:
         cols = cache["cols"]
         strides = cache["strides"]

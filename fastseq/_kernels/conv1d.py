@@ -161,28 +161,32 @@ def winograd_forward_tiles(x, u, a_t, b_t, pad_left, dilation, tiles_per_phase, 
     tile_untransform(products, a_t, dilation, tiles_per_phase, tile_lo, count, bias, y)
 
 
-# v: (n, tiles, Cin), grad_y: (B, Lout, Cout), u: (n, Cin, Cout)
-#   -> dx: (B, L, Cin) (its sequences' rows), z: (n, Cin, Cout), dbias: (Cout,)
-def winograd_backward_tiles(v, grad_y, u, a, b_t, pad_left, dilation, tiles_per_phase,
+# v: (n, tiles, Cin), grad_y: (B, Lout, Cout), u: (n, Cin, Cout), g_t: (k, n)
+#   -> dx: (B, L, Cin) (its sequences' rows), dkernel: (k, Cin, Cout), dbias: (Cout,)
+def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles_per_phase,
                             tile_lo, tile_hi, dx):
     """The backward of :func:`winograd_forward_tiles` for tiles [tile_lo, tile_hi) of whole
     sequences (so ranges never share a dx row), by the chain rule through the transforms.
     Per tile, with g = A @ grad_y_tile (a: (n, m), the forward's A):
-      z[p] += v[p]^T g[p]   (dkernel = G^T z, summed over ranges by the caller, in order),
+      z[p] += v[p]^T g[p]   (this range's dkernel = G^T z),
       dx_tile += (B^T)^T (g[p] @ u[p]^T)   (overlap-added by ``tile_untransform_add``).
-    grad_y is transformed once for both gradients. Returns this range's (z, dbias); dbias is
-    read off g's row 1 (the point 1: A's row of ones sums a tile). dx must start at zero."""
+    grad_y is transformed once for both gradients. Writes this range's sequences' rows of dx
+    (whole) and returns its (dkernel, dbias), which the caller sums over ranges in order;
+    dbias is read off g's row 1 (the point 1: A's row of ones sums a tile)."""
     n, m = a.shape
     count = tile_hi - tile_lo
     cin, cout = v.shape[2], grad_y.shape[2]
+    tiles_per_seq = dilation * tiles_per_phase
+    dx[tile_lo // tiles_per_seq:tile_hi // tiles_per_seq] = 0
     g = np.empty((n, count, cout), dtype=grad_y.dtype)
     products = np.empty((n, count, cin), dtype=grad_y.dtype)
     tile_transform(grad_y, 0, dilation, m, tiles_per_phase, tile_lo, count, a, g, 0)
     z = np.matmul(v[:, tile_lo:tile_hi].transpose(0, 2, 1), g)
+    dkernel = (g_t @ z.reshape(n, cin * cout)).reshape(g_t.shape[0], cin, cout)
     dbias = g[1].sum(axis=0)
     np.matmul(g, u.transpose(0, 2, 1), out=products)
     tile_untransform_add(products, b_t, pad_left, dilation, m, tiles_per_phase, tile_lo, count, dx)
-    return z, dbias
+    return dkernel, dbias
 
 
 def _eval_matrix(points, size):
