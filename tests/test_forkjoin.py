@@ -1,4 +1,4 @@
-"""The fork-join helper the Conv1D kernels run their tasks on (fastseq._api._forkjoin)."""
+"""The fork-join helper the Conv1D kernels run their tasks on (fastseq._forkjoin)."""
 import os
 import sys
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fastseq._api._forkjoin import run_tasks
+from fastseq._forkjoin import run_tasks
 
 
 def _slow_square(i, delay):

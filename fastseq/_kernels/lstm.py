@@ -32,12 +32,13 @@ The shape of the work, for B sequences of T steps, D inputs and H units:
 """
 import contextlib
 import math
-import threading
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from .._forkjoin import run_tasks
 
 # error_model="numpy": a float division never raises (and so vectorizes); "contract" lets
 # LLVM fuse multiply-adds (deterministic: the same machine code for every thread count).
@@ -305,33 +306,6 @@ def _row_bounds(B, n_blocks):
     return np.array([(B * c) // n_blocks for c in range(n_blocks + 1)], dtype=np.int64)
 
 
-def _run_row_blocks(work, n_blocks, n_threads):
-    """work(c) for every row block c, on n_threads threads (the caller's among them).
-    Which thread runs a block changes nothing in its result."""
-    n_threads = max(1, min(n_threads, n_blocks))
-    if n_threads == 1:
-        for c in range(n_blocks):
-            work(c)
-        return
-    errors = []
-
-    def worker(first):
-        try:
-            for c in range(first, n_blocks, n_threads):
-                work(c)
-        except BaseException as e:  # pragma: no cover - re-raised in the caller
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(1, n_threads)]
-    for thread in threads:
-        thread.start()
-    worker(0)
-    for thread in threads:
-        thread.join()
-    if errors:  # pragma: no cover
-        raise errors[0]
-
-
 def _forward_block(x, kernel, recurrent_kernel, bias, h0, c0, mask_tm, step_pos, step_end,
                    time_index, training, outputs):
     # One block of R rows. x: (R, T, D), h0, c0: (R, H), mask_tm: (T, R) or None
@@ -408,7 +382,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, 
 
     if B:
         with serial_blas():
-            _run_row_blocks(work, n_blocks, n_threads)
+            run_tasks(work, [(c,) for c in range(n_blocks)], n_threads)
     if not training:
         return outputs, h_last, c_last, None
     # the weights as they were (an optimizer may update them in place before the backward)
@@ -601,7 +575,7 @@ def lstm_backward(cache, grad_outputs, grad_h_last, grad_c_last, has_bias, n_thr
     dbias = np.zeros(4 * H, dtype=dtype)
     if B:
         with serial_blas():
-            _run_row_blocks(work, len(blocks), n_threads)
+            run_tasks(work, [(c,) for c in range(len(blocks))], n_threads)
         # the blocks' partial sums, added in block order: the same for any thread count
         for dk, drk, db in partials:
             dkernel += dk
