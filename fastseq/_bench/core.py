@@ -97,10 +97,11 @@ def time_pair(fast, baseline, min_time=0.3, rounds=5, warm_in_s=0.25, max_repeat
     times = {fast: [], baseline: []}
     per_block = min_time / rounds
     estimate = {}
-    for fn in (fast, baseline):  # warm-up: compiles, caches, the allocator; a first estimate
+    for fn in (fast, baseline):
+        fn()  # warm-up: compiles (seconds, the first time), caches, the allocator
         t0 = time.perf_counter()
         fn()
-        estimate[fn] = time.perf_counter() - t0
+        estimate[fn] = time.perf_counter() - t0  # decides whether blocks get a warm-in
     for r in range(rounds):
         for fn in ((fast, baseline) if r % 2 == 0 else (baseline, fast)):
             if estimate[fn] < warm_in_s:
