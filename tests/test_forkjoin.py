@@ -1,4 +1,4 @@
-"""The fork-join helper the Conv1D kernels run their tasks on (fastseq._forkjoin)."""
+"""The fork-join helper the LSTM and Conv1D kernels run their blocks on (fastseq._forkjoin)."""
 import os
 import sys
 import threading
