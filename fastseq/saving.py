@@ -462,21 +462,14 @@ def _read_npz_weights(source, label):
     if _NPZ_META in arrays:
         try:
             meta = json.loads(str(arrays[_NPZ_META]))
-            out = []
-            for entry in meta["layers"]:
-                values = []
-                for w in entry["weights"]:
-                    what = f"weight {w['key']!r} (layer {entry['name']!r})"
-                    values.append(_verify(label, what, arrays[w["key"]], w.get("sha256")))
-                if values:
-                    out.append((entry["name"], values))
-            return out
-        except (KeyError, TypeError, AttributeError) as err:
+            layers = [(entry["name"], [(w["key"], arrays[w["key"]], w.get("sha256"))
+                                       for w in entry["weights"]])
+                      for entry in meta["layers"]]
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise _corrupted(label, err) from None
-        except ValueError as err:
-            if "checksum" in str(err):
-                raise
-            raise _corrupted(label, err) from None
+        return [(name, [_verify(label, f"weight {key!r} (layer {name!r})", value, expected)
+                        for key, value, expected in weights])
+                for name, weights in layers if weights]
     # A plain np.savez(path, *model.get_weights()): one flat list, in order.
     keys = sorted((k for k in arrays if k.startswith("arr_")), key=lambda k: int(k[4:]))
     if not keys or len(keys) != len(arrays):
