@@ -224,7 +224,7 @@ def _flip_inside(path, array):
     path.write_bytes(bytes(data))
 
 
-# (file name, what writes it, which weight to damage: (layer index, weight index))
+# the formats fastseq writes: weights files, then model files
 WEIGHT_FILES = ["w.npz", "w.h5", "w.weights.h5"]
 MODEL_FILES = ["m.keras", "m.h5"]
 
