@@ -5,6 +5,20 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _numpy_max_ndim():
+    """The most dimensions an ndarray may have in the running NumPy (64 on NumPy 2)."""
+    for n in (64, 32):
+        try:
+            np.empty((0,) * n)
+            return n
+        except ValueError:
+            pass
+    return 32
+
+
+MAX_NDIM = _numpy_max_ndim()
+
+
 def float_array(x, name, ndim=None, dtype=None):
     """``x`` as a C-contiguous float32/float64 ndarray (copied only when it must be).
 
@@ -22,9 +36,10 @@ def float_array(x, name, ndim=None, dtype=None):
 
 
 def c_contiguous(x):
-    """``x`` itself when C-contiguous, else a C-ordered copy (0-d arrays stay 0-d, unlike
-    np.ascontiguousarray)."""
-    return x if x.flags.c_contiguous else x.copy(order="C")
+    """``x`` itself when C-contiguous and aligned, else a C-ordered (aligned) copy (0-d
+    arrays stay 0-d, unlike np.ascontiguousarray). The C kernels read it through typed
+    pointers."""
+    return x if x.flags.c_contiguous and x.flags.aligned else x.copy(order="C")
 
 
 def index_array(x, name):

@@ -1,12 +1,13 @@
 """Embedding kernels: the row gather (forward) and its scatter-add gradient (backward).
 
-All arrays are plain NumPy. Indices may have any shape and be int32 or int64 (other integer
-dtypes are widened to int64); weights and gradients are float32 or float64.
+All arrays are plain NumPy. Indices may have any shape of up to 63 dimensions (NumPy 2
+allows 64, and the output has one more) and be int32 or int64 (other integer dtypes are
+widened to int64); weights and gradients are float32 or float64.
 """
 import numpy as np
 
 from .._kernels import embedding as _emb
-from ._checks import float_array, index_array, positive_int
+from ._checks import MAX_NDIM, float_array, index_array, positive_int
 
 # Above this ratio of index range to index count, the counting sort's O(range) table costs
 # more than it saves: the sparse backward first compacts the indices with np.unique.
@@ -26,6 +27,17 @@ def _raise_if_out_of_range(idx, pos, low, high, what):
         raise IndexError(
             f"index {value} at position {tuple(int(i) for i in where)} is out of range: "
             f"{what} must be in [{low}, {high})"
+        )
+
+
+def _check_index_rank(idx):
+    """The output (and grad_output) is indices.shape + (embedding_dim,): one dimension more
+    than indices, within NumPy's limit."""
+    if idx.ndim > MAX_NDIM - 1:
+        raise ValueError(
+            f"indices must have at most {MAX_NDIM - 1} dimensions: the output and "
+            f"grad_output have shape indices.shape + (embedding_dim,), one more, and NumPy "
+            f"allows {MAX_NDIM}; got {idx.ndim}-D indices"
         )
 
 
@@ -65,7 +77,8 @@ def _check_grad(indices_shape, grad_output):
     if grad.ndim != len(indices_shape) + 1 or grad.shape[:-1] != tuple(indices_shape):
         raise ValueError(
             f"grad_output must have shape indices.shape + (embedding_dim,) = "
-            f"{tuple(indices_shape) + ('D',)}, got {grad.shape}"
+            f"{tuple(indices_shape) + ('D',)}, a {len(indices_shape) + 1}-D array; got "
+            f"shape {grad.shape}"
         )
     # explicit row count: reshape(-1, 0) is ambiguous when D == 0
     return grad.reshape(int(np.prod(indices_shape, dtype=np.int64)), grad.shape[-1])
@@ -77,8 +90,8 @@ def embedding_forward(weights, indices, out=None):
     # weights: (V, D), indices: (...) -> out: (..., D)
 
     weights: float32/float64 (V, D); a non-C-contiguous one is copied first.
-    indices: int32/int64 of any shape, every value in [0, V) (IndexError otherwise, naming
-    the first bad value and its position). out: optional C-contiguous array of shape
+    indices: int32/int64 of any shape of at most 63 dimensions (ValueError otherwise), every
+    value in [0, V) (IndexError otherwise, naming the first bad value and its position). out: optional C-contiguous array of shape
     ``indices.shape + (D,)`` and the dtype of weights, written in place and returned.
     Parallel over positions (OpenMP); memory-bound: it moves 2 * N * D * itemsize bytes."""
     if out is None:
@@ -87,6 +100,7 @@ def embedding_forward(weights, indices, out=None):
             return fast
     weights = _check_weights(weights)
     idx = index_array(indices, "indices")
+    _check_index_rank(idx)
     num_embeddings, dim = weights.shape
     out_shape = idx.shape + (dim,)
     if out is None:
@@ -99,8 +113,8 @@ def embedding_forward(weights, indices, out=None):
                 f"out must have shape {out_shape} and dtype {weights.dtype}, "
                 f"got shape {out.shape} and dtype {out.dtype}"
             )
-        if not out.flags.c_contiguous or not out.flags.writeable:
-            raise ValueError("out must be a writeable C-contiguous array")
+        if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+            raise ValueError("out must be a writeable, aligned C-contiguous array")
         if np.may_share_memory(out, weights) or np.may_share_memory(out, idx):
             raise ValueError("out must not overlap weights or indices")
     # the kernel checks the range first and writes nothing when an index is bad
@@ -118,6 +132,7 @@ def embedding_backward(indices, grad_output, num_embeddings, padding_idx=None):
     equal to ``np.add.at``). Row ``padding_idx`` (PyTorch's meaning) gets no gradient."""
     num_embeddings = positive_int(num_embeddings, "num_embeddings")
     idx = index_array(indices, "indices")
+    _check_index_rank(idx)
     grad = _check_grad(idx.shape, grad_output)
     _check_indices_in_range(idx, 0, num_embeddings, "indices")
     skip = _normalize_padding_idx(padding_idx, num_embeddings)
@@ -133,6 +148,7 @@ def embedding_backward_sparse(indices, grad_output, padding_idx=None, num_embedd
     of grad_output over the positions of ``rows[u]``, in position order: deterministic and
     bitwise equal to ``np.add.at``. ``num_embeddings``, when given, bounds the indices."""
     idx = index_array(indices, "indices")
+    _check_index_rank(idx)
     grad = _check_grad(idx.shape, grad_output)
     if num_embeddings is not None:
         num_embeddings = positive_int(num_embeddings, "num_embeddings")

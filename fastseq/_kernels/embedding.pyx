@@ -59,6 +59,11 @@ cdef size_t SHORT_ROW_BYTES = 64
 # Dense backward: destination rows are prefetched this many positions ahead.
 cdef Py_ssize_t DST_PREFETCH_AHEAD = 8
 
+# The output of a gather has one dimension more than its indices: room for NumPy's most
+# (64 on NumPy 2; cnp.NPY_MAXDIMS is the runtime's) plus that one.
+cdef enum:
+    SHAPE_CAPACITY = 65
+
 cdef int _num_threads = 1
 try:
     _num_threads = max(1, len(os.sched_getaffinity(0)))
@@ -234,7 +239,9 @@ def gather_new(object weights, object indices):
             or (itype != cnp.NPY_INT32 and itype != cnp.NPY_INT64)):
         return None
     cdef int ndim = cnp.PyArray_NDIM(idx)
-    cdef cnp.npy_intp shape[33]  # NumPy allows at most 32 dimensions; the output adds one
+    if ndim + 1 > SHAPE_CAPACITY or ndim + 1 > cnp.NPY_MAXDIMS:
+        return None  # the output cannot exist: the checked path says so
+    cdef cnp.npy_intp shape[SHAPE_CAPACITY]
     cdef int k
     for k in range(ndim):
         shape[k] = cnp.PyArray_DIM(idx, k)

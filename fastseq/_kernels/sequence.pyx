@@ -219,11 +219,21 @@ cdef _WordTable _table_from_dict(dict word_index):
 
 
 cdef inline object _text_at(list texts, Py_ssize_t d, bint lower):
+    # texts[d] is read without a bounds check, and a str subclass's lower() is Python code
+    # that may have shrunk the list since the caller took its length
+    if d >= PyList_GET_SIZE(texts):
+        raise RuntimeError(f"texts changed size during the call (it has "
+                           f"{PyList_GET_SIZE(texts)} items, text {d} was next)")
     text = texts[d]
     if not PyUnicode_Check(text):
         raise TypeError(
             f"texts[{d}] is {type(text).__name__}, expected str (or a list of str tokens)")
-    return text.lower() if lower else text
+    if not lower:
+        return text
+    lowered = text.lower()
+    if not PyUnicode_Check(lowered):  # the scan reads its characters as a str's
+        raise TypeError(f"texts[{d}].lower() returned {type(lowered).__name__}, expected str")
+    return lowered
 
 
 cdef class _Int64Buffer:
@@ -372,10 +382,19 @@ def encode_texts(list texts, str filters, str split, bint lower, dict word_index
 
 
 def split_to_lists(cnp.ndarray[int64_t, ndim=1] ids, cnp.ndarray[int64_t, ndim=1] offsets):
-    """ids: int64 (total,), offsets: int64 (N + 1,) -> list of N lists of int."""
+    """ids: int64 (total,), offsets: int64 (N + 1,) non-decreasing in [0, total] -> list of
+    N lists of int. Offsets outside that are a ValueError (the copy reads ids unchecked)."""
     cdef Py_ssize_t d, j, n = offsets.shape[0] - 1
-    cdef list out = [None] * n
+    cdef list out
     cdef list row
+    for d in range(n + 1):
+        if (offsets[d] < (offsets[d - 1] if d > 0 else 0)
+                or offsets[d] > ids.shape[0]):
+            raise ValueError(
+                f"offsets must be non-decreasing in [0, {ids.shape[0]}] (the length of ids), "
+                f"got offsets[{d}] = {offsets[d]}"
+                + (f" after {offsets[d - 1]}" if d > 0 else ""))
+    out = [None] * max(n, 0)
     # Lists of ints hold no cycles, but allocating many lists sets off the cyclic collector,
     # whose full passes walk every list built so far: 3x the cost of the copy on IMDB.
     was_enabled = gc.isenabled()
@@ -435,6 +454,11 @@ def pad_int_lists(list sequences, cnp.ndarray out, bint pad_post, bint trunc_pos
     """sequences: list of N lists of int, out: int32/int64 (N, maxlen) prefilled with the
     padding value -> -1 when every sequence was copied, else the position of the first one
     that needs the generic path."""
+    if out.ndim != 2:
+        raise ValueError(f"out must be 2-D (sequences, maxlen), got shape {(<object>out).shape}")
+    if out.shape[0] != len(sequences):  # the copy writes row d unchecked
+        raise ValueError(f"out must have {len(sequences)} rows (one per sequence), got "
+                         f"{out.shape[0]}")
     if out.dtype == np.int32:
         return _pad_lists[int32_t](sequences, out, pad_post, trunc_post, 2147483647)
     if out.dtype == np.int64:
@@ -493,6 +517,8 @@ def parse_vectors_text(bytes data, Py_ssize_t start, Py_ssize_t dim, Py_ssize_t 
     cdef list words = []
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
+    if not 0 <= start <= n:
+        raise ValueError(f"start must be in [0, {n}] (the length of data), got {start}")
     # rows <= lines: count them once to size the output
     capacity = 1
     q = buf + start
@@ -554,6 +580,10 @@ def parse_vectors_binary(bytes data, Py_ssize_t start, Py_ssize_t count, Py_ssiz
     cdef const char* sp
     cdef bytes errors = unicode_errors.encode()
     cdef list words = []
+    if not 0 <= start <= n:
+        raise ValueError(f"start must be in [0, {n}] (the length of data), got {start}")
+    if dim < 0:
+        raise ValueError(f"dim must be >= 0, got {dim}")
     cdef cnp.ndarray vectors_arr = np.empty((count, dim), dtype=np.float32)
     cdef char* out = <char*>cnp.PyArray_DATA(vectors_arr)
     for i in range(count):
