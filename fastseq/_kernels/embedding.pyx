@@ -8,6 +8,12 @@ dtypes in C, so a call costs well under a microsecond of Python overhead.
 Gradients are deterministic: each output row is reduced by one owning thread in ascending
 position order, starting from zero. The result is bitwise the same for any thread count,
 and bitwise equal to ``np.add.at``.
+
+Fork: GNU OpenMP (libgomp) is not fork-safe. Its worker threads do not exist in a child
+made by fork(), yet the child's first parallel region waits for them forever. A
+pthread_atfork handler marks every forked child, and a marked process never enters a
+parallel region: its loops run on the calling thread. The results are bitwise the same,
+since no loop's arithmetic depends on the thread count.
 """
 cimport numpy as cnp
 from cython.parallel cimport prange
@@ -34,8 +40,21 @@ cdef extern from *:
         for (size_t off = 0; off < nbytes; off += 64) __builtin_prefetch(p + off, 0, 0);
     }
     static inline void fastseq_prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
+
+    /* Set in a child made by fork(): libgomp's thread pool does not survive a fork (the
+       child's first parallel region would wait forever for the parent's workers), so the
+       child runs every loop serially. pthread_atfork catches every fork of the process,
+       os.fork() and multiprocessing's among them. */
+    #include <pthread.h>
+    static int fastseq_forked_child = 0;
+    static void fastseq_mark_forked_child(void) { fastseq_forked_child = 1; }
+    static int fastseq_register_atfork(void) {
+        return pthread_atfork(NULL, NULL, fastseq_mark_forked_child);
+    }
     """
     int FASTSEQ_HAVE_OPENMP
+    int fastseq_forked_child
+    int fastseq_register_atfork() nogil
     void fastseq_prefetch_row(const void* row, size_t nbytes) noexcept nogil
     void fastseq_prefetch_write(const void* p) noexcept nogil
 
@@ -70,10 +89,21 @@ try:
 except AttributeError:
     _num_threads = max(1, os.cpu_count() or 1)
 
+if fastseq_register_atfork() != 0:
+    raise ImportError("fastseq._kernels.embedding: pthread_atfork failed; a child made by "
+                      "fork() could hang in its first parallel loop")
+
 
 def openmp_enabled():
     """True when this module was compiled with OpenMP."""
     return bool(FASTSEQ_HAVE_OPENMP)
+
+
+def in_forked_child():
+    """True in a process made by fork() from one that had imported this module: its loops
+    run serially there (libgomp cannot start parallel regions in a forked child), with
+    bitwise the same results."""
+    return bool(fastseq_forked_child)
 
 
 def set_num_threads(int n):
@@ -98,7 +128,8 @@ cdef inline int _scatter_threads_for(Py_ssize_t n_idx, Py_ssize_t row_bytes) noe
 
 
 cdef inline int _threads_for(Py_ssize_t work_bytes) noexcept nogil:
-    if FASTSEQ_HAVE_OPENMP and work_bytes >= PARALLEL_MIN_BYTES:
+    # 1 means no parallel region at all (the callers run their loop on this thread)
+    if FASTSEQ_HAVE_OPENMP and work_bytes >= PARALLEL_MIN_BYTES and not fastseq_forked_child:
         return _num_threads
     return 1
 
@@ -276,6 +307,43 @@ cdef inline bint _owns(Py_ssize_t t, int64_t slot, int nthreads, int64_t owner_m
     return (slot >> 3) % nthreads == t
 
 
+cdef inline void _accumulate_owned_rows(Py_ssize_t t, const real_t* grad, Py_ssize_t dim,
+                                       const index_t* idx, Py_ssize_t n_idx,
+                                       const int64_t* slot_of_row, int64_t skip_row,
+                                       real_t* out, unsigned char* written, int nthreads,
+                                       int64_t owner_mask) noexcept nogil:
+    # Thread t's share of _accumulate_rows: the positions whose slot it owns, in order.
+    cdef Py_ssize_t n, d
+    cdef int64_t row, slot, ahead_row
+    # g + 0 is not folded into g without -ffast-math (which this module never uses)
+    cdef real_t zero = 0
+    cdef real_t* dst
+    cdef const real_t* src
+    for n in range(n_idx):
+        row = idx[n]
+        if row == skip_row:
+            continue
+        slot = slot_of_row[row] if slot_of_row != NULL else row
+        if not _owns(t, slot, nthreads, owner_mask):
+            continue
+        dst = out + slot * dim
+        src = grad + n * dim
+        if slot_of_row == NULL and n + DST_PREFETCH_AHEAD < n_idx:
+            # the destination row a few positions on: random rows of an output larger
+            # than L2 are latency-bound (20% faster at D=32). Only rows this thread owns:
+            # prefetching another's would bounce its cache lines.
+            ahead_row = idx[n + DST_PREFETCH_AHEAD]
+            if _owns(t, ahead_row, nthreads, owner_mask):
+                fastseq_prefetch_write(out + ahead_row * dim)
+        if written != NULL and not written[slot]:
+            written[slot] = 1
+            for d in range(dim):  # 0 + g, as np.add.at computes it (-0.0 becomes +0.0)
+                dst[d] = src[d] + zero
+        else:
+            for d in range(dim):
+                dst[d] = dst[d] + src[d]
+
+
 cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* idx,
                            Py_ssize_t n_idx, const int64_t* slot_of_row, int64_t skip_row,
                            real_t* out, unsigned char* written, int nthreads) noexcept nogil:
@@ -283,37 +351,15 @@ cdef void _accumulate_rows(const real_t* grad, Py_ssize_t dim, const index_t* id
     # s = slot_of_row[idx[n]] (or s = idx[n] when slot_of_row is NULL). out is zero on
     # entry when written is NULL; otherwise out is uninitialized, written: (S,) zero on
     # entry, and a slot's first position stores 0 + g instead of adding (no memset of out).
-    cdef Py_ssize_t t, n, d
-    cdef int64_t row, slot, ahead_row
-    # g + 0 is not folded into g without -ffast-math (which this module never uses)
-    cdef real_t zero = 0
-    cdef real_t* dst
-    cdef const real_t* src
+    cdef Py_ssize_t t
     cdef int64_t owner_mask = _owner_mask(nthreads)
+    if nthreads == 1:  # no parallel region (its start-up, and none in a forked child)
+        _accumulate_owned_rows(0, grad, dim, idx, n_idx, slot_of_row, skip_row, out, written,
+                               1, owner_mask)
+        return
     for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
-        for n in range(n_idx):
-            row = idx[n]
-            if row == skip_row:
-                continue
-            slot = slot_of_row[row] if slot_of_row != NULL else row
-            if not _owns(t, slot, nthreads, owner_mask):
-                continue
-            dst = out + slot * dim
-            src = grad + n * dim
-            if slot_of_row == NULL and n + DST_PREFETCH_AHEAD < n_idx:
-                # the destination row a few positions on: random rows of an output larger
-                # than L2 are latency-bound (20% faster at D=32). Only rows this thread owns:
-                # prefetching another's would bounce its cache lines.
-                ahead_row = idx[n + DST_PREFETCH_AHEAD]
-                if _owns(t, ahead_row, nthreads, owner_mask):
-                    fastseq_prefetch_write(out + ahead_row * dim)
-            if written != NULL and not written[slot]:
-                written[slot] = 1
-                for d in range(dim):  # 0 + g, as np.add.at computes it (-0.0 becomes +0.0)
-                    dst[d] = src[d] + zero
-            else:
-                for d in range(dim):
-                    dst[d] = dst[d] + src[d]
+        _accumulate_owned_rows(t, grad, dim, idx, n_idx, slot_of_row, skip_row, out, written,
+                               nthreads, owner_mask)
 
 
 cdef Py_ssize_t _assign_slots(const index_t* idx, Py_ssize_t n_idx, int64_t* slot_of_row,
