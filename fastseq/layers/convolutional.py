@@ -1,6 +1,5 @@
 """Conv1D (channels-last), with Keras's arguments and weights (kernel (k, in, filters), bias
 (filters,))."""
-import numpy as np
 
 from fastseq import activations as _activations
 from fastseq import initializers as _initializers
@@ -104,8 +103,8 @@ class Conv1D(_FusedActivationMixin, Layer):
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
         self._check_length(x.shape[1])
-        z, cache = self.kernels.conv1d_forward(
-            x, self.kernel.value, None if self.bias is None else self.bias.value,
+        z, cache = self.ops.conv1d_forward(
+            x, self.kernel.data, None if self.bias is None else self.bias.data,
             strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
         )
         y = self._activate(z, training)
@@ -114,7 +113,8 @@ class Conv1D(_FusedActivationMixin, Layer):
 
     def backward(self, grad_y, need_input_grad=True):
         _, y = self._cache
-        return self._backward_z(self.activation.backward(grad_y, y), need_input_grad)
+        return self._backward_z(self.ops.activation_backward(self.activation, grad_y, y),
+                                need_input_grad)
 
     def backward_from_logits(self, grad_z, need_input_grad=True):
         return self._backward_z(grad_z, need_input_grad)
@@ -123,7 +123,7 @@ class Conv1D(_FusedActivationMixin, Layer):
         cache, _ = self._cache
         self._cache = None
         self._last_logits = None
-        dx, dkernel, dbias = self.kernels.conv1d_backward(cache, np.ascontiguousarray(dz))
+        dx, dkernel, dbias = self.ops.conv1d_backward(cache, self.ops.contiguous(dz))
         if self.kernel.trainable:
             self.kernel.grad = dkernel
         if self.bias is not None and self.bias.trainable:

@@ -1,5 +1,4 @@
 """MaxPooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D (channels-last)."""
-import numpy as np
 
 from .base import Layer
 from .convolutional import _one_int
@@ -65,7 +64,7 @@ class MaxPooling1D(Layer):
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
         self._check_length(x.shape[1])
-        y, cache = self.kernels.max_pool1d_forward(
+        y, cache = self.ops.max_pool1d_forward(
             x, pool_size=self.pool_size, strides=self.strides, padding=self.padding
         )
         self._cache = cache if training else None
@@ -75,7 +74,7 @@ class MaxPooling1D(Layer):
         cache, self._cache = self._cache, None
         if not need_input_grad:
             return None
-        return self.kernels.max_pool1d_backward(cache, np.ascontiguousarray(grad_y))
+        return self.ops.max_pool1d_backward(cache, self.ops.contiguous(grad_y))
 
     def get_config(self):
         config = super().get_config()
@@ -109,23 +108,23 @@ class _GlobalPooling1D(Layer):
 
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
-        if mask is not None and mask.shape != x.shape[:2]:
+        if mask is not None and mask.shape != tuple(x.shape[:2]):
             raise ValueError(
                 f"{type(self).__name__} {self.name!r}: mask of shape {mask.shape} does not fit "
                 f"the input {x.shape}"
             )
-        y, cache = getattr(self.kernels, self._forward_name)(x, mask=mask)
+        y, cache = getattr(self.ops, self._forward_name)(x, mask=mask)
         self._cache = cache if training else None
         if self.keepdims:
-            y = y[:, None, :]
+            y = y.reshape(y.shape[0], 1, y.shape[1])
         return y
 
     def backward(self, grad_y, need_input_grad=True):
         cache, self._cache = self._cache, None
         if not need_input_grad:
             return None
-        grad_y = np.ascontiguousarray(grad_y.reshape(grad_y.shape[0], -1))
-        return getattr(self.kernels, self._backward_name)(cache, grad_y)
+        grad_y = self.ops.contiguous(grad_y.reshape(grad_y.shape[0], tuple(grad_y.shape)[-1]))
+        return getattr(self.ops, self._backward_name)(cache, grad_y)
 
     def get_config(self):
         config = super().get_config()
