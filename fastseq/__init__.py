@@ -3,7 +3,9 @@
     from fastseq import Sequential
     from fastseq.layers import Embedding, LSTM, Dense
 
-The kernels are public in :mod:`fastseq.kernels` (plain NumPy arrays in and out).
+The kernels are public in :mod:`fastseq.kernels` (plain NumPy arrays in and out). The public
+submodules (``fastseq.layers``, ``fastseq.models``, ``fastseq.preprocessing``, ...) are
+attributes of the package, as in Keras, each imported on first use.
 """
 __version__ = "0.1.0"
 
@@ -36,17 +38,30 @@ def _warn_if_serial():
 _warn_if_serial()
 
 
+# Public submodules, reachable as attributes after `import fastseq` (as `keras.layers`), each
+# imported on first use so that `import fastseq.kernels` stays light.
+_SUBMODULES = (
+    "activations", "backend", "callbacks", "datasets", "initializers", "kernels", "layers",
+    "losses", "metrics", "models", "optimizers", "preprocessing", "saving", "utils",
+)
+# Names imported on first use: Sequential and the device functions.
+_LAZY_NAMES = {"Sequential": "models", "set_device": "_device", "device": "_device",
+               "get_device": "_device"}
+
+
 def __getattr__(name):
-    # Sequential and friends are imported on first use so `import fastseq.kernels` stays light.
-    if name == "Sequential":
-        from .models import Sequential
+    import importlib
 
-        return Sequential
-    if name in ("set_device", "device", "get_device"):
-        from . import _device
-
-        return getattr(_device, name)
+    if name in _SUBMODULES:
+        # import_module also sets the attribute on this package: __getattr__ runs once
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
     raise AttributeError(f"module 'fastseq' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_LAZY_NAMES))
 
 
 __all__ = ["Sequential", "set_num_threads", "get_num_threads", "__version__"]

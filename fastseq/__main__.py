@@ -3,6 +3,8 @@
     python -m fastseq bench [--quick] [--json] [--family embedding,lstm,...] [--no-torch]
     python -m fastseq bench --device cuda [--quick] [--family embedding,lstm,conv1d,train]
     python -m fastseq train imdb --model lstm|conv1d|flatten --epochs N --data PATH
+
+``python -m fastseq <command> --help`` prints that command's options.
 """
 import argparse
 import importlib.util
@@ -173,7 +175,10 @@ def bench_cuda(args):
     return 0
 
 
-def main(argv=None):
+def build_parser():
+    """The command line's parser; each subcommand is a sub-parser with its own --help."""
+    from fastseq import _cli_train
+
     parser = argparse.ArgumentParser(prog="python -m fastseq")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="time every kernel against its NumPy baseline")
@@ -184,8 +189,22 @@ def main(argv=None):
     b.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     b.add_argument("--min-time", type=float, default=None, help="seconds of timing per call")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    t = sub.add_parser("train", help="train a seed model on real data", add_help=False)
-    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t = sub.add_parser("train", help="train a seed model on real data",
+                       description=_cli_train.DESCRIPTION, epilog=_cli_train.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _cli_train.add_arguments(t)
+    return parser
+
+
+def _subparser(parser, name):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         if args.min_time is None:
@@ -199,9 +218,9 @@ def main(argv=None):
                 return 2
             return bench_cuda(args)
         return bench(args)
-    from fastseq._cli_train import main as train_main
+    from fastseq._cli_train import run as train
 
-    return train_main(args.rest)
+    return train(args, _subparser(parser, "train"))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,21 @@ MODELS = {
 }
 
 
+DESCRIPTION = __doc__.split("\n\n")[0]
+EPILOG = __doc__.split("\n\n", 1)[1]
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="python -m fastseq train",
-                                description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m fastseq train", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+                                epilog=EPILOG)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p):
+    """The options of ``python -m fastseq train`` on the parser ``p`` (this module's own, or
+    the ``train`` subcommand's in ``python -m fastseq``)."""
     p.add_argument("dataset", choices=["imdb"], help="the dataset (imdb)")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--epochs", type=int, default=None, help="default: the seed's")
@@ -99,7 +109,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # tolerate being handed the subcommand too
         argv = argv[1:]
-    args = parser.parse_args(argv)
+    return run(parser.parse_args(argv), parser)
+
+
+def run(args, parser) -> int:
+    """Train with the parsed ``args``; ``parser`` reports bad values (exit 2)."""
     for name in ("epochs", "maxlen", "num_words", "batch_size", "limit"):
         _positive(parser, name.replace("_", "-"), getattr(args, name))
     num_words, maxlen, batch_size, epochs = MODELS[args.model]

@@ -30,16 +30,37 @@ Models (``save_model`` / ``load_model``):
   (the npz weights format) and ``optimizer.npz`` (state arrays with their names and the
   weights they belong to). This is fastseq's own archive: Keras cannot read it.
 
+Integrity: fastseq stores a SHA-256 checksum of every weight (and optimizer slot) it writes,
+computed over the array's bytes in C order, little-endian: in HDF5 files as a string
+attribute ``fastseq_sha256`` on each dataset, in npz files (``.npz``, and the npz members of
+a ``.keras`` archive) as ``"sha256"`` in the ``__fastseq__`` metadata, next to the zip's own
+CRC-32 of each member. Loading recomputes it and raises ValueError naming the file and the
+weight when the data no longer match (HDF5 itself keeps no checksum of the data, so a
+damaged byte would otherwise load silently). Files without checksums (written by Keras, or
+by an older fastseq) load as before, unchecked.
+
 Every save writes a temporary file in the target's directory and renames it over the target
 (``os.replace``), so a crash or an error mid-write never leaves a half-written file and an
-existing file stays intact until the new one is complete.
+existing file stays intact until the new one is complete. The temporary file is named
+``.<target name>.fastseq-<host>-<pid>-<8 hex digits>.tmp``. A save killed outright (SIGKILL,
+power loss) cannot remove it, so each save first removes the stale temporaries of the *same*
+target: files matching exactly that pattern for that target name, written on this host by a
+process that no longer exists (POSIX only). Temporaries of other targets, of other hosts, of
+live processes (a save in progress elsewhere), and any other file are left alone. A stale
+temporary whose pid has been reused by a new live process stays until that process ends.
 """
 import contextlib
+import hashlib
+import importlib
 import io
 import json
 import os
 import re
-import tempfile
+import secrets
+import socket
+import stat
+import struct
+import threading
 import time
 import warnings
 import zipfile
@@ -59,6 +80,8 @@ _KERAS_BACKEND = "tensorflow"
 _HDF5_OBJECT_HEADER_LIMIT = 64512
 # Layer classes whose Keras weights live in a cell sub-layer (Keras 2 names, Keras 3 path).
 _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+# The HDF5 attribute (on each dataset) holding the hex SHA-256 of the dataset's data.
+_CHECKSUM_ATTR = "fastseq_sha256"
 
 
 # ------------------------------------------------------------------ small helpers
@@ -123,6 +146,69 @@ def _corrupted(path, err):
                       f"({type(err).__name__}: {err})")
 
 
+# ------------------------------------------------------------------ checksums
+def _sha256(value):
+    """Hex SHA-256 of an array's bytes in C order, little-endian (whatever the machine)."""
+    a = np.asarray(value)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and np.little_endian is False):
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return hashlib.sha256(np.ascontiguousarray(a)).hexdigest()
+
+
+def _checksum_error(path, what, expected, actual):
+    return ValueError(
+        f"{os.fspath(path)!r} is corrupted: the data of {what} do not match the SHA-256 "
+        f"checksum saved with them (saved {expected[:16]}..., now {actual[:16]}...); the file "
+        "was damaged after it was written. Nothing was loaded.")
+
+
+def _verify(path, what, value, expected):
+    """Raise ValueError naming ``path`` and ``what`` when ``value`` does not hash to
+    ``expected``; a missing checksum (None: Keras's files, older fastseq files) passes."""
+    if expected is None:
+        return value
+    if isinstance(expected, bytes):
+        expected = expected.decode("ascii", "replace")
+    actual = _sha256(value)
+    if actual != str(expected):
+        raise _checksum_error(path, what, str(expected), actual)
+    return value
+
+
+def _create_checked_dataset(group, name, value):
+    """An HDF5 dataset of ``value`` with its SHA-256 as the ``fastseq_sha256`` attribute."""
+    value = np.asarray(value)
+    ds = group.create_dataset(name, data=value)
+    ds.attrs[_CHECKSUM_ATTR] = _sha256(value)
+    return ds
+
+
+def _read_dataset(ds, what=None):
+    """A dataset's array, checked against its ``fastseq_sha256`` attribute when it has one."""
+    value = np.asarray(ds[()])
+    expected = ds.attrs[_CHECKSUM_ATTR] if _CHECKSUM_ATTR in ds.attrs else None
+    return _verify(ds.file.filename, what or f"weight {ds.name!r}", value, expected)
+
+
+def _zip_member(zf, filepath, name):
+    """``zf.read(name)``; when the member fails its CRC-32 and is stored uncompressed, its raw
+    bytes and the error instead, so that the caller can say which weight inside is damaged."""
+    try:
+        return zf.read(name), None
+    except zipfile.BadZipFile as err:
+        info = zf.getinfo(name)
+        if "CRC" not in str(err) or info.compress_type != zipfile.ZIP_STORED:
+            raise
+        with open(filepath, "rb") as f:
+            f.seek(info.header_offset)
+            header = f.read(30)
+            if len(header) < 30 or header[:4] != _ZIP_MAGIC:
+                raise err from None
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            return f.read(info.compress_size), err
+
+
 # ------------------------------------------------------------------ atomic writes
 def _umask():
     mask = os.umask(0)
@@ -130,20 +216,112 @@ def _umask():
     return mask
 
 
+_TEMP_SUFFIX = ".tmp"
+# Temporaries of saves in progress in this process (a thread may be saving the same target).
+_IN_PROGRESS = set()
+_IN_PROGRESS_LOCK = threading.RLock()
+
+
+def _host_tag():
+    tag = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24]
+    return tag or "localhost"
+
+
+def _temp_name(target_name, host, pid, token):
+    # .<target>.fastseq-<host>-<pid>-<8 hex>.tmp (host: letters and digits only)
+    return f".{target_name}.fastseq-{host}-{pid}-{token}{_TEMP_SUFFIX}"
+
+
+def _temp_pattern(target_name):
+    """The regex matching exactly the temporaries of a save to ``target_name``: the name is
+    unambiguous (the part after the target holds no dot), so no other target's temporary
+    and no file of another shape matches."""
+    return re.compile(r"\." + re.escape(target_name) +
+                      r"\.fastseq-(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}"
+                      + re.escape(_TEMP_SUFFIX) + r"\Z")
+
+
+def _pid_is_alive(pid):
+    if pid <= 0:
+        return True  # not a process of ours: keep the file
+    if pid == os.getpid():
+        return None  # this process: alive only if the file is one of its saves in progress
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or not a pid: keep the file
+    return True
+
+
+def _remove_stale_temporaries(directory, target_name):
+    """Remove the temporaries left in ``directory`` by saves to ``target_name`` that were
+    killed before they could clean up: exactly the files matching ``_temp_pattern``, written
+    on this host by a process that has ended. Returns the removed paths."""
+    if os.name != "posix":
+        return []  # no safe liveness check (os.kill(pid, 0) would terminate it on Windows)
+    pattern = _temp_pattern(target_name)
+    host = _host_tag()
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or match["host"] != host:
+            continue
+        alive = _pid_is_alive(int(match["pid"]))
+        if alive is None:
+            with _IN_PROGRESS_LOCK:
+                alive = entry.path in _IN_PROGRESS
+        if alive:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(entry.path).st_mode):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
+
+
+def _create_temporary(directory, target_name):
+    host, pid = _host_tag(), os.getpid()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, _temp_name(target_name, host, pid, secrets.token_hex(4)))
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file for {target_name!r} in "
+                          f"{directory!r}")
+
+
 @contextlib.contextmanager
 def atomic_write_path(path):
     """Yield a temporary path in ``path``'s directory; when the block ends without error,
     the temporary file is flushed to disk and renamed over ``path`` (``os.replace``). On
-    error it is removed and ``path`` is untouched."""
+    error it is removed and ``path`` is untouched.
+
+    The temporary is ``.<name>.fastseq-<host>-<pid>-<8 hex>.tmp``. Before creating it, the
+    stale temporaries of the same target are removed: those matching that exact pattern for
+    ``path``'s name, from this host, whose process has ended (a save killed by SIGKILL or a
+    power loss). Those of live processes (saves in progress), of other targets or hosts, and
+    every other file are kept."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a directory, expected a file path")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"directory {directory!r} does not exist (saving {path!r})")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    os.close(fd)
+    target_name = os.path.basename(path)
+    with _IN_PROGRESS_LOCK:
+        _remove_stale_temporaries(directory, target_name)
+        tmp = _create_temporary(directory, target_name)
+        _IN_PROGRESS.add(tmp)
     try:
         yield tmp
         mode = (os.stat(path).st_mode & 0o777) if os.path.exists(path) else 0o666 & ~_umask()
@@ -155,6 +333,9 @@ def atomic_write_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        with _IN_PROGRESS_LOCK:
+            _IN_PROGRESS.discard(tmp)
     with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -244,7 +425,8 @@ def _npz_weights_bytes(model):
             arrays[key] = np.asarray(var.value)
             entry["weights"].append({"name": _short_name(var), "key": key,
                                      "shape": list(var.value.shape),
-                                     "dtype": var.value.dtype.name})
+                                     "dtype": var.value.dtype.name,
+                                     "sha256": _sha256(arrays[key])})
         meta["layers"].append(entry)
     arrays[_NPZ_META] = np.array(_dumps(meta))
     buffer = io.BytesIO()
@@ -252,24 +434,42 @@ def _npz_weights_bytes(model):
     return buffer.getvalue()
 
 
+def _read_npz_members(source, label, what="weight"):
+    """{key: array} of an npz (bytes or a path); reading a member checks its CRC-32, and a
+    mismatch raises ValueError naming ``label`` and the member."""
+    key = None
+    try:
+        arrays = {}
+        with np.load(source, allow_pickle=False) as data:
+            for key in data.files:
+                arrays[key] = data[key]
+        return arrays
+    except zipfile.BadZipFile as err:
+        if key is not None and "CRC" in str(err):
+            member = "the weights' metadata" if key == _NPZ_META else f"{what} {key!r}"
+            raise ValueError(
+                f"{label!r} is corrupted: the data of {member} do not match their CRC-32 "
+                "checksum; the file was damaged after it was written. Nothing was loaded."
+            ) from None
+        raise _corrupted(label, err) from None
+    except (EOFError, OSError, ValueError, KeyError) as err:
+        raise _corrupted(label, err) from None
+
+
 def _read_npz_weights(source, label):
     """[(layer name, [arrays])] for the layers with weights, from npz bytes or a path."""
-    try:
-        with np.load(source, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}  # reading checks every CRC
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise _corrupted(label, err) from None
+    arrays = _read_npz_members(source, label)
     if _NPZ_META in arrays:
         try:
             meta = json.loads(str(arrays[_NPZ_META]))
-            out = []
-            for entry in meta["layers"]:
-                keys = [w["key"] for w in entry["weights"]]
-                if keys:
-                    out.append((entry["name"], [arrays[key] for key in keys]))
-            return out
-        except (KeyError, TypeError, ValueError) as err:
+            layers = [(entry["name"], [(w["key"], arrays[w["key"]], w.get("sha256"))
+                                       for w in entry["weights"]])
+                      for entry in meta["layers"]]
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise _corrupted(label, err) from None
+        return [(name, [_verify(label, f"weight {key!r} (layer {name!r})", value, expected)
+                        for key, value, expected in weights])
+                for name, weights in layers if weights]
     # A plain np.savez(path, *model.get_weights()): one flat list, in order.
     keys = sorted((k for k in arrays if k.startswith("arr_")), key=lambda k: int(k[4:]))
     if not keys or len(keys) != len(arrays):
@@ -334,7 +534,7 @@ def _write_keras2_weights(group, model):
         names = [_keras2_weight_name(layer, var) for var in variables]
         _save_h5_attr(g, "weight_names", names)
         for name, var in zip(names, variables):
-            g.create_dataset(name, data=np.asarray(var.value))
+            _create_checked_dataset(g, name, var.value)
 
 
 def _read_keras2_weights(group):
@@ -343,7 +543,7 @@ def _read_keras2_weights(group):
         g = group[name]
         weight_names = _load_h5_attr(g, "weight_names")
         if weight_names:
-            out.append((name, [np.asarray(g[w]) for w in weight_names]))
+            out.append((name, [_read_dataset(g[w]) for w in weight_names]))
     return out
 
 
@@ -379,20 +579,25 @@ def _write_keras3_weights(f, model):
             own = g.create_group("cell").create_group("vars")
             own.attrs["name"] = cell
         for i, var in enumerate(_layer_weights(layer)):
-            own.create_dataset(str(i), data=np.asarray(var.value))
+            _create_checked_dataset(own, str(i), var.value)
 
 
 def _read_keras3_weights(f, model):
     layers_group = f["layers"]
 
-    def collect(g, values):
+    def collect(g, values, owner=None):
         # the group's own vars, then its sub-objects' (an LSTM's cell), as Keras 3 stores
         if "vars" in g:
             v = g["vars"]
-            values.extend(np.asarray(v[k]) for k in sorted(v, key=int))
+            if owner is None:  # fastseq names the layer in its vars group: the top one's
+                owner = v.attrs.get("name")
+                owner = owner.decode("utf8") if isinstance(owner, bytes) else owner
+            for k in sorted(v, key=int):
+                what = f"weight {v[k].name!r}" + (f" (layer {owner!r})" if owner else "")
+                values.append(_read_dataset(v[k], what))
         for child in sorted(k for k in g if k != "vars"):
             if hasattr(g[child], "keys"):
-                collect(g[child], values)
+                collect(g[child], values, owner)
         return values
 
     saved = {key: collect(layers_group[key], []) for key in layers_group}
@@ -464,12 +669,14 @@ def load_weights(model, filepath):
         with zipfile.ZipFile(filepath) as zf:
             names = set(zf.namelist())
             if "model.weights.npz" in names:  # a fastseq model archive
-                npz = zf.read("model.weights.npz")
+                npz, crc_error = _zip_member(zf, filepath, "model.weights.npz")
             else:
-                npz = None
+                npz = crc_error = None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise _corrupted(filepath, err) from None
     per_layer = _read_npz_weights(io.BytesIO(npz) if npz is not None else filepath, filepath)
+    if crc_error is not None:  # damaged, but not in a weight's data: still an error
+        raise _corrupted(filepath, crc_error)
     if per_layer and per_layer[0][0] == "<flat list>":
         _assign_flat(model, per_layer[0][1], repr(filepath))
         return
@@ -563,7 +770,8 @@ def _save_model_zip(model, filepath, model_config, compile_config, state):
         names, arrays, owners = state
         buffer = io.BytesIO()
         members = {f"state_{i:04d}": a for i, a in enumerate(arrays)}
-        members[_NPZ_META] = np.array(_dumps({"names": names, "owners": owners}))
+        members[_NPZ_META] = np.array(_dumps({"names": names, "owners": owners,
+                                              "sha256": [_sha256(a) for a in arrays]}))
         np.savez(buffer, **members)
         optimizer = buffer.getvalue()
     with atomic_write_path(filepath) as tmp:
@@ -599,7 +807,7 @@ def _save_model_h5(model, filepath, model_config, compile_config, state):
                 _save_h5_attr(g, "weight_names", names)
                 g.attrs["fastseq_slot_owners"] = _dumps(owners).encode("utf8")
                 for name, value in zip(names, arrays):
-                    g.create_dataset(name, data=value)
+                    _create_checked_dataset(g, name, value)
 
 
 def _read_model_zip(filepath):
@@ -613,21 +821,30 @@ def _read_model_zip(filepath):
                 raise ValueError(f"{filepath!r} is a zip file but not a fastseq model (no "
                                  "config.json)")
             config = json.loads(zf.read("config.json"))
-            weights = zf.read("model.weights.npz")
-            optimizer = zf.read("optimizer.npz") if "optimizer.npz" in names else None
+            weights, weights_crc_error = _zip_member(zf, filepath, "model.weights.npz")
+            optimizer, optimizer_crc_error = (_zip_member(zf, filepath, "optimizer.npz")
+                                              if "optimizer.npz" in names else (None, None))
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
         raise _corrupted(filepath, err) from None
+    compile_config = config.pop("compile_config", None)
+    # a member that failed its CRC-32: reading it names the damaged weight, else a plain error
+    per_layer = _read_npz_weights(io.BytesIO(weights), filepath)
+    if weights_crc_error is not None:
+        raise _corrupted(filepath, weights_crc_error)
     state = None
     if optimizer is not None:
+        members = _read_npz_members(io.BytesIO(optimizer), filepath, "optimizer state")
         try:
-            with np.load(io.BytesIO(optimizer), allow_pickle=False) as data:
-                meta = json.loads(str(data[_NPZ_META]))
-                keys = sorted(k for k in data.files if k.startswith("state_"))
-                state = ([data[k] for k in keys], meta["owners"])
-        except (zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+            meta = json.loads(str(members[_NPZ_META]))
+            keys = sorted(k for k in members if k.startswith("state_"))
+            sums = meta.get("sha256") or [None] * len(keys)
+            arrays = [_verify(filepath, f"optimizer state {k!r}", members[k], h)
+                      for k, h in zip(keys, sums)]
+            state = (arrays, meta["owners"])
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:
             raise _corrupted(filepath, err) from None
-    compile_config = config.pop("compile_config", None)
-    per_layer = _read_npz_weights(io.BytesIO(weights), filepath)
+        if optimizer_crc_error is not None:
+            raise _corrupted(filepath, optimizer_crc_error)
     return config, compile_config, per_layer, state
 
 
@@ -654,7 +871,8 @@ def _read_model_h5(filepath):
                 if "fastseq_slot_owners" in g.attrs:
                     raw = g.attrs["fastseq_slot_owners"]
                     owners = json.loads(raw.decode("utf8") if hasattr(raw, "decode") else raw)
-                    arrays = [np.asarray(g[n]) for n in _load_h5_attr(g, "weight_names")]
+                    arrays = [_read_dataset(g[n], f"optimizer state {g[n].name!r}")
+                              for n in _load_h5_attr(g, "weight_names")]
                     state = (arrays, owners)
                 else:
                     warnings.warn(f"{filepath!r}: the optimizer state was written by Keras and "
@@ -677,23 +895,31 @@ def _metric_names(metrics):
     return out
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True,
+               model_from_config=None):
     """A model saved by :func:`save_model` (or a Keras 2 ``.h5`` model whose layers fastseq
     has): rebuilt from its config, weights loaded (checked), compiled as it was and, when
-    saved, the optimizer state restored."""
+    saved, the optimizer state restored.
+
+    ``model_from_config(config, custom_objects=...)`` builds the model from the saved
+    ``{'class_name': ..., 'config': ...}``; by default
+    :func:`fastseq.models.model_from_config`, imported only when called, so that this module
+    never imports :mod:`fastseq.models` (which imports this one)."""
     filepath = os.fspath(filepath)
     kind = _file_kind(filepath)
     if kind == "h5":
         config, compile_config, per_layer, state = _read_model_h5(filepath)
     else:
         config, compile_config, per_layer, state = _read_model_zip(filepath)
-    from fastseq import models as _models
-
-    class_name = config.get("class_name")
-    if class_name != "Sequential":
-        raise ValueError(f"{filepath!r}: fastseq loads Sequential models only, the file holds "
-                         f"class_name={class_name!r}")
-    model = _models.Sequential.from_config(config["config"], custom_objects=custom_objects)
+    if not isinstance(config, dict) or "config" not in config:
+        raise ValueError(f"{filepath!r}: the saved model config is not "
+                         "{'class_name': ..., 'config': ...}")
+    if model_from_config is None:
+        model_from_config = importlib.import_module("fastseq.models").model_from_config
+    try:
+        model = model_from_config(config, custom_objects=custom_objects)
+    except ValueError as err:
+        raise ValueError(f"{filepath!r}: {err}") from err
     _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
     if compile and compile_config and compile_config.get("optimizer") is not None:
         from fastseq import losses as _losses

@@ -1,12 +1,17 @@
-"""The fork-join helper the LSTM and Conv1D kernels run their blocks on (fastseq._forkjoin)."""
+"""The fork-join helper the LSTM and Conv1D kernels run their blocks on
+(fastseq._kernels._forkjoin), and the rule that put it there: the kernels import nothing of
+fastseq above fastseq._kernels."""
+import ast
 import os
+import pathlib
 import sys
 import threading
 import time
 
 import pytest
 
-from fastseq._forkjoin import run_tasks
+import fastseq._kernels
+from fastseq._kernels._forkjoin import run_tasks
 
 
 def _slow_square(i, delay):
@@ -93,3 +98,39 @@ def test_a_forked_child_makes_its_own_helpers():
         time.sleep(0.01)
     os.kill(pid, 9)
     pytest.fail("the forked child hung in run_tasks")
+
+
+def _fastseq_imports(path, package):
+    """The fastseq modules a source file imports (relative imports resolved against
+    ``package``, the file's own package)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = parts[:len(parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.append(module)
+    return [m for m in found if m == "fastseq" or m.startswith("fastseq.")]
+
+
+def test_the_kernels_import_nothing_of_fastseq_above_them():
+    root = pathlib.Path(fastseq._kernels.__file__).parent
+    sources = sorted(root.rglob("*.py"))
+    assert root / "lstm.py" in sources and root / "_forkjoin.py" in sources
+    outside = {}
+    for path in sources:
+        package = ".".join(("fastseq", "_kernels") + path.relative_to(root).parent.parts)
+        bad = [m for m in _fastseq_imports(path, package)
+               if not (m == "fastseq._kernels" or m.startswith("fastseq._kernels."))]
+        if bad:
+            outside[str(path.relative_to(root))] = bad
+    for path in sorted(root.rglob("*.pyx")):  # Cython: a plain text check
+        text = path.read_text()
+        if "from .." in text or "import fastseq" in text or "from fastseq" in text:
+            outside[str(path.relative_to(root))] = ["(a fastseq import)"]
+    assert not outside, f"kernels importing fastseq above fastseq._kernels: {outside}"

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from .._forkjoin import run_tasks
+from .._kernels._forkjoin import run_tasks
 from .._kernels import conv1d as _k
 from ._blas import serial_blas
 from ._checks import float_array, positive_int
@@ -31,8 +31,8 @@ _POOL_PADDINGS = ("valid", "same")
 _WINOGRAD_TILE = {2: 6, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
 # Both conv paths split the batch into tasks of whole sequences (so no two tasks touch the
 # same dx row) that run on the calling thread and get_num_threads() - 1 helpers
-# (fastseq/_forkjoin.py; the Numba kernels and the BLAS release the GIL), each task calling
-# a single-threaded BLAS.
+# (fastseq/_kernels/_forkjoin.py; the Numba kernels and the BLAS release the GIL), each
+# task calling a single-threaded BLAS.
 # Why not one multithreaded BLAS call per step: the Winograd path makes n GEMM calls per
 # pass, and each multithreaded call is a sync point of the BLAS's threads; on a 2-core
 # machine with anything else running, each waits for a scheduler time slice (~5-10 ms per

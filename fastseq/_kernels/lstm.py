@@ -38,7 +38,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from .._forkjoin import run_tasks
+from ._forkjoin import run_tasks
 
 # error_model="numpy": a float division never raises (and so vectorizes); "contract" lets
 # LLVM fuse multiply-adds (deterministic: the same machine code for every thread count).
