@@ -877,7 +877,8 @@ class Sequential:
                        reset_metrics=True, return_dict=False):
         """One gradient step on one batch; returns the loss, or [loss, *metrics]."""
         if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("train_on_batch: sample_weight / class_weight are not supported")
+            raise NotImplementedError(
+                "train_on_batch: sample_weight / class_weight are not supported")
         self._check_compiled()
         x = self._prepare_x(x)
         y = self._prepare_y(y, len(x))

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_layers import _numeric_grad  # central differences, shared
 
 from fastseq.layers import (
     LSTM,
@@ -24,8 +25,6 @@ from fastseq.layers import (
 from fastseq.models import Sequential, model_from_json
 from fastseq.utils import set_random_seed
 from fastseq.variables import SparseGrad
-
-from test_layers import _numeric_grad  # central differences, shared
 
 F64 = "float64"
 

@@ -194,7 +194,8 @@ class Layer:
     def output_shape(self):
         if self._output_shape is None:
             raise AttributeError(
-                f"The layer {self.name!r} has never been called and thus has no defined output shape"
+                f"The layer {self.name!r} has never been called and thus has no defined "
+                "output shape"
             )
         return self._output_shape
 
@@ -344,7 +345,8 @@ def get_registered_layer(class_name):
 def deserialize(config, custom_objects=None):
     """A new layer from ``{'class_name': ..., 'config': {...}}``."""
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"deserialize expects {{'class_name': ..., 'config': ...}}, got {config!r}")
+        raise ValueError(
+            f"deserialize expects {{'class_name': ..., 'config': ...}}, got {config!r}")
     name = config["class_name"]
     cls = (custom_objects or {}).get(name) or _LAYER_CLASSES.get(name)
     if cls is None:

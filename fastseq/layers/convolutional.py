@@ -5,7 +5,7 @@ from fastseq import activations as _activations
 from fastseq import initializers as _initializers
 
 from .base import Layer
-from .core import _FusedActivationMixin, _check_units, _reject_unsupported
+from .core import _check_units, _FusedActivationMixin, _reject_unsupported
 
 __all__ = ["Conv1D", "conv1d_output_length"]
 
@@ -51,13 +51,15 @@ class Conv1D(_FusedActivationMixin, Layer):
         self.strides = _one_int(strides, "Conv1D: strides")
         self.dilation_rate = _one_int(dilation_rate, "Conv1D: dilation_rate")
         if self.strides > 1 and self.dilation_rate > 1:
-            raise ValueError("Conv1D: strides > 1 is incompatible with dilation_rate > 1 (as Keras)")
+            raise ValueError(
+                "Conv1D: strides > 1 is incompatible with dilation_rate > 1 (as Keras)")
         padding = str(padding).lower()
         if padding not in _PADDINGS:
             raise ValueError(f"Conv1D: padding must be one of {_PADDINGS}, got {padding!r}")
         self.padding = padding
         if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"Conv1D: only data_format='channels_last' is supported, got {data_format!r}")
+            raise NotImplementedError(
+                f"Conv1D: only data_format='channels_last' is supported, got {data_format!r}")
         self.data_format = "channels_last"
         if groups != 1:
             raise NotImplementedError(f"Conv1D: groups > 1 is not supported, got {groups}")
@@ -76,7 +78,8 @@ class Conv1D(_FusedActivationMixin, Layer):
             )
         channels = input_shape[-1]
         if channels is None:
-            raise ValueError(f"Conv1D {self.name!r}: the channel size of the input must be known, got {input_shape}")
+            raise ValueError(f"Conv1D {self.name!r}: the channel size of the input must be "
+                             f"known, got {input_shape}")
         self._check_length(input_shape[1])
         self.kernel = self.add_weight(
             "kernel", (self.kernel_size, channels, self.filters), self.kernel_initializer

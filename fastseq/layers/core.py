@@ -67,7 +67,8 @@ class Dense(_FusedActivationMixin, Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2:
-            raise ValueError(f"Dense {self.name!r}: input must be at least 2-D, got shape {input_shape}")
+            raise ValueError(
+                f"Dense {self.name!r}: input must be at least 2-D, got shape {input_shape}")
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(

@@ -17,7 +17,8 @@ def _check_3d(layer, shape):
 
 def _channels_last(data_format, what):
     if data_format not in (None, "channels_last"):
-        raise NotImplementedError(f"{what}: only data_format='channels_last' is supported, got {data_format!r}")
+        raise NotImplementedError(
+            f"{what}: only data_format='channels_last' is supported, got {data_format!r}")
     return "channels_last"
 
 
@@ -31,7 +32,8 @@ class MaxPooling1D(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         self.pool_size = _one_int(pool_size, "MaxPooling1D: pool_size")
-        self.strides = self.pool_size if strides is None else _one_int(strides, "MaxPooling1D: strides")
+        self.strides = (self.pool_size if strides is None
+                        else _one_int(strides, "MaxPooling1D: strides"))
         padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")

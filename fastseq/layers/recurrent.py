@@ -53,7 +53,8 @@ class LSTM(Layer):
         if stateful:
             raise NotImplementedError("LSTM: stateful=True is not supported by fastseq")
         if time_major:
-            raise NotImplementedError("LSTM: time_major=True is not supported; inputs are (batch, time, features)")
+            raise NotImplementedError(
+                "LSTM: time_major=True is not supported; inputs are (batch, time, features)")
         self.activation = "tanh"
         self.recurrent_activation = "sigmoid"
         self.use_bias = bool(use_bias)
@@ -79,7 +80,8 @@ class LSTM(Layer):
             )
         in_dim = input_shape[-1]
         if in_dim is None:
-            raise ValueError(f"LSTM {self.name!r}: the feature size of the input must be known, got {input_shape}")
+            raise ValueError(f"LSTM {self.name!r}: the feature size of the input must be "
+                             f"known, got {input_shape}")
         u = self.units
         self.kernel = self.add_weight("kernel", (in_dim, 4 * u), self.kernel_initializer)
         self.recurrent_kernel = self.add_weight(

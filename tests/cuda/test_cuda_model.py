@@ -9,11 +9,22 @@ import pytest
 pytest.importorskip("numba.cuda")
 
 import fastseq  # noqa: E402
-from fastseq import _device  # noqa: E402
-from fastseq import optimizers  # noqa: E402
-from fastseq.layers import (LSTM, Activation, Conv1D, Dense, Dropout, Embedding,  # noqa: E402
-                            Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
-                            MaxPooling1D)
+from fastseq import (
+    _device,  # noqa: E402
+    optimizers,  # noqa: E402
+)
+from fastseq.layers import (  # noqa: E402
+    LSTM,
+    Activation,
+    Conv1D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from fastseq.models import Sequential  # noqa: E402
 from fastseq.utils import set_random_seed  # noqa: E402
 
