@@ -13,8 +13,7 @@ import sys
 from _common import EpochTimer, data_dir, parser, report
 
 from fastseq.datasets import imdb
-from fastseq.layers import (Conv1D, Dense, Dropout, Embedding, GlobalAveragePooling1D,
-                            MaxPooling1D)
+from fastseq.layers import Conv1D, Dense, Dropout, Embedding, GlobalAveragePooling1D, MaxPooling1D
 from fastseq.models import Sequential
 from fastseq.preprocessing.sequence import pad_sequences
 from fastseq.utils import set_random_seed

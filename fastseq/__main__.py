@@ -58,7 +58,8 @@ def _table(rows, torch_info, peak_gflops, copy_gbs):
             t = r.get("torch_s")
             line += [_fmt_ms(t), _fmt_ratio(t / r["fastseq_s"] if t else None)]
         if r["gflops"]:
-            line.append(f"{r['gflops']:.1f} GFLOP/s ({100 * r['gflops'] / peak_gflops:.0f}% of GEMM peak)")
+            share = 100 * r["gflops"] / peak_gflops
+            line.append(f"{r['gflops']:.1f} GFLOP/s ({share:.0f}% of GEMM peak)")
         elif r["gbs"]:
             line.append(f"{r['gbs']:.1f} GB/s ({100 * r['gbs'] / copy_gbs:.0f}% of copy)")
         else:
@@ -184,7 +185,8 @@ def build_parser():
     b = sub.add_parser("bench", help="time every kernel against its NumPy baseline")
     b.add_argument("--quick", action="store_true", help="small shapes, short timing")
     b.add_argument("--json", action="store_true", help="machine-readable output")
-    b.add_argument("--family", default="", help="comma-separated: embedding,lstm,conv1d,train,preprocessing")
+    b.add_argument("--family", default="",
+                   help="comma-separated: embedding,lstm,conv1d,train,preprocessing")
     b.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     b.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     b.add_argument("--min-time", type=float, default=None, help="seconds of timing per call")

@@ -115,7 +115,8 @@ def tanh(x):
 
 def softmax(x):
     x = np.asarray(x)
-    return _ACTIVATIONS["softmax"].forward(x, out=np.empty_like(x, dtype=np.result_type(x, np.float32)))
+    out = np.empty_like(x, dtype=np.result_type(x, np.float32))
+    return _ACTIVATIONS["softmax"].forward(x, out=out)
 
 
 _FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}

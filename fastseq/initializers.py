@@ -139,7 +139,8 @@ class VarianceScaling(Initializer):
         if scale <= 0.0:
             raise ValueError(f"VarianceScaling: scale must be > 0, got {scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"VarianceScaling: mode must be fan_in, fan_out or fan_avg, got {mode!r}")
+            raise ValueError(
+                f"VarianceScaling: mode must be fan_in, fan_out or fan_avg, got {mode!r}")
         distribution = distribution.lower()
         if distribution == "normal":
             distribution = "truncated_normal"

@@ -80,7 +80,6 @@ class Sequential:
         self.built = False
         self._build_input_shape = None  # (None, ...) the model was built for
         self._built_from_data = False
-        self._kernel_namespace = None
         self._warned_shapes = set()
         self.optimizer = None
         self.loss = None
@@ -89,10 +88,12 @@ class Sequential:
         self._fused = None
         self.stop_training = False
         self.history = None
-        # ---- device hook: "cpu", or "cuda" (fastseq._cuda_model runs the batches)
+        # the backend of every array operation: the device in force now, for good
         from fastseq._device import get_device
+        from fastseq.backend import get_ops
 
         self._device = get_device()
+        self._ops = get_ops(self._device)
         if layers is not None:
             if isinstance(layers, Layer):
                 layers = [layers]
@@ -110,17 +111,10 @@ class Sequential:
         when it was built, see fastseq.set_device)."""
         return self._device
 
-    # ---- device hooks: a cuda model hands its batches to fastseq._cuda_model
-    def _gpu(self):
-        from fastseq import _cuda_model
-
-        return _cuda_model.executor_for(self)
-
-    def _sync_device_state(self):
-        """Copy a cuda model's optimizer state back to the host (before it is saved)."""
-        executor = getattr(self, "_cuda_executor", None)
-        if executor is not None:
-            executor.sync_to_host()
+    @property
+    def ops(self):
+        """The backend (:class:`fastseq.backend.Ops`) this model computes with."""
+        return self._ops
 
     def add(self, layer):
         """Append a layer (built at once when the model's input shape is known)."""
@@ -131,10 +125,6 @@ class Sequential:
             )
         if any(existing is layer for existing in self._layers):
             raise ValueError(f"Layer {layer.name!r} is already in this model")
-        if self._device != "cpu":  # device hook: no CUDA path, no cuda model
-            from fastseq import _cuda_model
-
-            _cuda_model.check_layer(layer, len(self._layers))
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(
                 "All layers added to a Sequential model should have unique names. Name "
@@ -146,8 +136,7 @@ class Sequential:
                 f"{self._layers[-1].name!r} returns its states (return_state=True), so it must "
                 "be the last layer"
             )
-        if self._kernel_namespace is not None:
-            layer._kernel_namespace = self._kernel_namespace
+        layer._set_ops(self._ops)
         if self.built:
             layer._build_for(self._layers[-1].output_shape if self._layers
                              else self._build_input_shape)
@@ -204,13 +193,14 @@ class Sequential:
             self.build((None,) + tuple(x.shape[1:]))
             self._built_from_data = True
 
-    def _use_kernels(self, namespace):
-        """Run this model's layers on another kernel namespace (a module with the functions
-        of fastseq.kernels, e.g. fastseq._kernels.reference); None restores fastseq.kernels.
-        The benchmarks use it for their NumPy baseline."""
-        self._kernel_namespace = namespace
+    def _use_ops(self, ops):
+        """Compute with another backend of the same device from now on (layers, weights,
+        optimizer): e.g. ``get_ops("reference")``, the benchmarks' NumPy baseline."""
+        self._ops = ops
         for layer in self._layers:
-            layer._kernel_namespace = namespace
+            layer._set_ops(ops)
+        if self.optimizer is not None:
+            self.optimizer._set_ops(ops)
         return self
 
     @property
@@ -310,7 +300,6 @@ class Sequential:
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
         from fastseq import saving
 
-        self._sync_device_state()
         return saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     # ------------------------------------------------------------------ config
@@ -407,10 +396,7 @@ class Sequential:
         if any(isinstance(m, (list, tuple, dict)) for m in metrics):
             raise NotImplementedError("compile: give metrics as a flat list for a Sequential model")
         metric_objs = [_metrics.get(m, loss=loss_obj) for m in metrics]
-        if self._device != "cpu":  # device hook: checked before anything is kept
-            from fastseq import _cuda_model
-
-            _cuda_model.check_compile(optimizer_obj, loss_obj, metric_objs)
+        optimizer_obj._set_ops(self._ops)
         self.optimizer, self.loss, self.compiled_metrics = optimizer_obj, loss_obj, metric_objs
         if self.loss is None:
             loss_config = None
@@ -581,14 +567,19 @@ class Sequential:
 
     # ------------------------------------------------------------------ passes
     def _forward(self, x, training):
-        """Run every layer; returns (output, output mask)."""
-        if self._device != "cpu":  # device hook
-            return self._gpu().forward(x, training)
+        """Run every layer on the model's backend; returns (output as a backend array,
+        output mask). ``x`` is the host batch: integer indices stay on the host (the
+        Embedding's kernels and mask read them there), float inputs go to the backend."""
+        ops = self._ops
+        if not self._first_layer_takes_indices():
+            x = ops.asarray(x)
         mask = None
         stop = self._backward_start() if training else 0
         for i, layer in enumerate(self._layers):
             # frozen layers before the first trainable one keep no cache (no backward there)
             layer_training = training and (i >= stop or layer._training_changes_forward())
+            if x.dtype != layer.dtype and x.dtype.kind == "f" and not layer._takes_indices:
+                x = ops.cast(x, layer.dtype)  # Keras: a layer computes in its own dtype
             y = layer.forward(x, mask=mask, training=layer_training)
             if training and i < stop:
                 layer._cache = None
@@ -613,22 +604,11 @@ class Sequential:
                 grad = layer.backward_from_logits(grad, need_input_grad=need)
             else:
                 grad = layer.backward(grad, need_input_grad=need)
-
-    @staticmethod
-    def _masked(y_true, y_pred, mask):
-        """Keep the unmasked steps of a sequence output (and their targets), as Keras
-        weights the loss and the metrics by the output mask."""
-        if mask is None or y_pred.ndim < 3 or mask.shape != y_pred.shape[:2]:
-            return y_true, y_pred, None
-        if y_true.shape[:2] != mask.shape:
-            return y_true, y_pred, None
-        if mask.all():
-            return y_true, y_pred, None
-        return y_true[mask], y_pred[mask], mask
+            below = self._layers[i - 1].dtype if i > 0 else None
+            if need and below is not None and grad.dtype != below:
+                grad = self._ops.cast(grad, below)  # back to the dtype the layer below gave
 
     def _train_step(self, x, y):
-        if self._device != "cpu":  # device hook: (loss, DeviceBatch, None)
-            return self._gpu().train_step(x, y)
         fused = self._fusion()
         for var in self.trainable_weights:
             var.grad = None
@@ -641,27 +621,14 @@ class Sequential:
         logits = self._layers[-1]._last_logits if fused else None
         if logits is None:  # the last layer kept no logits (a linear activation)
             fused = False
-        pred_for_loss = logits if fused else y_pred
-        yt, yp, sel = self._masked(y, pred_for_loss, mask)
-        if fused:
-            loss_value, grad = self.loss.forward_backward(yt, yp, from_logits=True)
-        else:
-            loss_value, grad = self.loss.forward_backward(yt, yp)
-        grad = np.asarray(grad, dtype=yp.dtype)
-        if sel is not None:
-            full = np.zeros_like(pred_for_loss)
-            full[sel] = grad
-            grad = full
-        elif grad.shape != pred_for_loss.shape:
-            grad = grad.reshape(pred_for_loss.shape)
+        loss_value, grad = self._ops.loss_forward_backward(
+            self.loss, y, logits if fused else y_pred, mask, from_logits=fused)
         self._backward(grad, from_logits=fused)
         self.optimizer.apply_gradients(self.trainable_weights)
-        return float(loss_value), y_pred, mask
+        return loss_value, y_pred, mask
 
     def _eval_step(self, x, y):
         """(loss, output, output mask) of one batch without training."""
-        if self._device != "cpu":  # device hook: (loss, DeviceBatch, None)
-            return self._gpu().eval_step(x, y)
         y_pred, mask = self._forward(x, training=False)
         return self._inference_loss(y, y_pred, mask), y_pred, mask
 
@@ -669,22 +636,13 @@ class Sequential:
         """The loss of a forward pass without training; on the logits when the training
         loss is (so evaluate and fit report the same quantity)."""
         logits = self._layers[-1]._last_logits if self._fusion() else None
-        if logits is not None:
-            yt, yp, _ = self._masked(y, logits, mask)
-            return float(self.loss.forward_backward(yt, yp, from_logits=True)[0])
-        yt, yp, _ = self._masked(y, y_pred, mask)
-        return float(self.loss(yt, yp))
+        fused = logits is not None
+        self._layers[-1]._last_logits = None  # the batch is done with it
+        return self._ops.loss_forward_backward(self.loss, y, logits if fused else y_pred, mask,
+                                               from_logits=fused, need_grad=False)[0]
 
     def _update_metrics(self, y, y_pred, mask):
-        if not self.compiled_metrics:
-            return
-        if self._device != "cpu":  # device hook: y_pred is the batch's DeviceBatch
-            y_pred.update_metrics(self.compiled_metrics, y, self.output_shape,
-                                  self._layers[-1].dtype)
-            return
-        yt, yp, _ = self._masked(y, y_pred, mask)
-        for metric in self.compiled_metrics:
-            metric.update_state(yt, yp)
+        self._ops.update_metrics(self.compiled_metrics, y, y_pred, mask)
 
     def _logs(self, tracker):
         logs = {"loss": tracker.result()}
@@ -698,7 +656,7 @@ class Sequential:
         for step, start in enumerate(range(0, n, batch_size)):
             if callbacks is not None:
                 callbacks.on_predict_batch_begin(step)
-            y, _ = self._forward(x[start:start + batch_size], training=False)
+            y = self._forward_numpy(x[start:start + batch_size])
             parts = y if isinstance(y, list) else [y]
             if outputs is None:
                 outputs = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in parts]
@@ -707,7 +665,7 @@ class Sequential:
             if callbacks is not None:
                 callbacks.on_predict_batch_end(step, {"outputs": y})
         if outputs is None:  # no samples
-            y, _ = self._forward(x[:0], training=False)
+            y = self._forward_numpy(x[:0])
             outputs = y if isinstance(y, list) else [y]
         return outputs if isinstance(self.output_shape, list) else outputs[0]
 
@@ -910,7 +868,7 @@ class Sequential:
     def __call__(self, x, training=False):
         x = self._prepare_x(x)
         self._build_from_data(x)
-        y, _ = self._forward(x, training=bool(training))
+        y = self._forward_numpy(x, training=bool(training))
         for layer in self._layers:  # nothing follows to take the caches
             layer._cache = None
         return y
@@ -919,7 +877,8 @@ class Sequential:
                        reset_metrics=True, return_dict=False):
         """One gradient step on one batch; returns the loss, or [loss, *metrics]."""
         if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("train_on_batch: sample_weight / class_weight are not supported")
+            raise NotImplementedError(
+                "train_on_batch: sample_weight / class_weight are not supported")
         self._check_compiled()
         x = self._prepare_x(x)
         y = self._prepare_y(y, len(x))
@@ -959,8 +918,16 @@ class Sequential:
     def predict_on_batch(self, x):
         x = self._prepare_x(x)
         self._build_from_data(x)
-        y, _ = self._forward(x, training=False)
-        return y
+        return self._forward_numpy(x)
+
+    def _forward_numpy(self, x, training=False):
+        """The model's output for host batch ``x`` as NumPy array(s)."""
+        y, _ = self._forward(x, training=training)
+        for layer in self._layers:  # a kept logit would pin a device array
+            layer._last_logits = None
+        if isinstance(y, list):
+            return [self._ops.to_numpy(t) for t in y]
+        return self._ops.to_numpy(y)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"

@@ -12,7 +12,9 @@ The update formulas, defaults and config keys are Keras 3's (keras/src/optimizer
 - Adagrad: ``acc += g^2; w -= lr g / sqrt(acc + eps)``, accumulators start at 0.1.
 
 ``apply_gradients(variables)`` reads each :class:`~fastseq.variables.Variable`'s ``grad``
-and updates ``value`` in place. A :class:`~fastseq.variables.SparseGrad` (the embedding
+and updates its ``data`` in place, with the update kernels of the optimizer's backend
+(:mod:`fastseq.backend`: the model's, set at compile; the CPU's for a lone optimizer); the
+slots live on that backend too. A :class:`~fastseq.variables.SparseGrad` (the embedding
 gradient) is applied row-wise: exactly Keras's dense result by default, or only the touched
 rows with ``lazy=True`` (TensorFlow's LazyAdam, PyTorch's SparseAdam).
 """
@@ -21,7 +23,6 @@ import warnings
 
 import numpy as np
 
-from ._kernels import optim as _k
 from .variables import SparseGrad, Variable
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "get", "serialize",
@@ -37,6 +38,11 @@ _KERAS_INERT_OPTIONS = {
     "jit_compile": lambda v: True,  # fastseq has no graph compiler
     "is_legacy_optimizer": lambda v: True,  # tf.keras 2.11+ configs carry it
 }
+
+
+def _flat(array):
+    # a flat view of a C-contiguous NumPy or device array, for the update kernels
+    return array.reshape(array.size)
 
 
 def _check_float(value, name, low=None, high=None, low_open=False):
@@ -96,7 +102,27 @@ class Optimizer:
         self.iterations = 0
         self._vars = []        # Variables with slots, in the order first seen
         self._index = {}       # id(Variable) -> position in _vars
-        self._slots = {}       # slot name -> list of arrays, parallel to _vars
+        self._slots = {}       # slot name -> list of backend arrays, parallel to _vars
+        self._ops = None       # the backend of the updates (None: the CPU's)
+
+    # ------------------------------------------------------------------ backend
+    @property
+    def ops(self):
+        if self._ops is None:
+            from .backend import get_ops
+
+            self._ops = get_ops("cpu")
+        return self._ops
+
+    def _set_ops(self, ops):
+        """Update with backend ``ops`` from now on; slots already made move there."""
+        old = self.ops
+        if ops is old:
+            return
+        for arrays in self._slots.values():
+            for i, array in enumerate(arrays):
+                arrays[i] = ops.asarray(old.to_numpy(array))
+        self._ops = ops
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -136,11 +162,11 @@ class Optimizer:
             specs = self._slot_specs()
             if specs:
                 slot = self._slots[specs[0][0]][pos]
-                if slot.shape != var.value.shape or slot.dtype != var.value.dtype:
+                if tuple(slot.shape) != var.shape or slot.dtype != var.dtype:
                     # the kernels index slots by the weight's layout: never let them differ
                     raise ValueError(
-                        f"variable {var.name!r} now has shape {var.value.shape} and dtype "
-                        f"{var.value.dtype}, its optimizer slots {slot.shape} {slot.dtype}; "
+                        f"variable {var.name!r} now has shape {var.shape} and dtype "
+                        f"{var.dtype}, its optimizer slots {tuple(slot.shape)} {slot.dtype}; "
                         "update weights in place (Variable.assign) or use a new optimizer")
             return pos
         pos = len(self._vars)
@@ -148,7 +174,7 @@ class Optimizer:
         self._index[id(var)] = pos
         for slot_name, init in self._slot_specs():
             self._slots.setdefault(slot_name, []).append(
-                np.full(var.value.shape, init, dtype=var.value.dtype))
+                self.ops.full(var.shape, init, var.dtype))
         return pos
 
     def _slot(self, name, pos):
@@ -161,7 +187,7 @@ class Optimizer:
         state = [np.array(self.iterations, dtype=np.int64),
                  np.array(self._learning_rate, dtype=np.float64)]
         for slot_name, _ in self._slot_specs():
-            state.extend(self._slots.get(slot_name, []))
+            state.extend(self.ops.to_numpy(a) for a in self._slots.get(slot_name, []))
         return state
 
     def get_state(self):
@@ -209,8 +235,9 @@ class Optimizer:
             arrays.append(new)
         self.iterations = int(arrays[0])
         self.learning_rate = float(arrays[1])
-        for old, new in zip(expected[2:], arrays[2:]):
-            np.copyto(old, new, casting="same_kind")
+        slots = [a for name, _ in self._slot_specs() for a in self._slots.get(name, [])]
+        for old, new in zip(slots, arrays[2:]):
+            self.ops.copy_into(old, new)
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -265,18 +292,28 @@ class Optimizer:
         lr = self._learning_rate
         if self.weight_decay:
             for var, _ in pairs:
-                value = var.value
-                value -= value * value.dtype.type(self.weight_decay * lr)
+                self.ops.decay(var.data, self.weight_decay * lr)
         for var, grad in pairs:
             pos = self._index[id(var)]
             if isinstance(grad, SparseGrad):
                 self._update_rows(var, pos, grad)
             else:
                 self._update_dense(var, pos, grad)
+            var.data_updated()
         self.iterations += 1
         return self.iterations
 
     def _check_grad(self, var, grad):
+        ops = self.ops
+        if ops.on_device:
+            # a device gradient comes from fastseq's own backward, in the weight's layout
+            if isinstance(grad, SparseGrad) and ops.owns(grad.values):
+                return grad
+            if not isinstance(grad, SparseGrad) and ops.owns(grad):
+                if tuple(grad.shape) != var.shape:
+                    raise ValueError(f"variable {var.name!r} has shape {var.shape}, its "
+                                     f"gradient has shape {tuple(grad.shape)}")
+                return grad
         value = var.value
         if not (isinstance(value, np.ndarray) and value.flags.c_contiguous
                 and value.dtype.kind == "f"):
@@ -308,33 +345,33 @@ class Optimizer:
                     raise ValueError(f"variable {var.name!r}: SparseGrad.rows must be "
                                      "ascending and unique")
             vals = np.ascontiguousarray(vals.reshape(rows.size, width), dtype=value.dtype)
-            return SparseGrad(rows, vals)
+            return SparseGrad(ops.asarray(rows), ops.asarray(vals))
         grad = np.asarray(grad)
         if grad.shape != value.shape:
             raise ValueError(f"variable {var.name!r} has shape {value.shape}, its gradient has "
                              f"shape {grad.shape}")
-        return np.ascontiguousarray(grad, dtype=value.dtype)
+        return ops.asarray(grad, dtype=value.dtype)
 
     def _clip(self, pairs):
+        ops = self.ops
+
         def values_of(g):
             return g.values if isinstance(g, SparseGrad) else g
 
         def scaled(g, s):
             if isinstance(g, SparseGrad):
-                return SparseGrad(g.rows, g.values * g.values.dtype.type(s))
-            return g * g.dtype.type(s)
+                return SparseGrad(g.rows, ops.scaled(g.values, s))
+            return ops.scaled(g, s)
 
         if self.clipnorm:
             out = []
             for var, g in pairs:
-                vals = values_of(g)
-                norm = float(np.sqrt(np.sum(np.square(vals, dtype=np.float64))))
+                norm = math.sqrt(ops.sum_of_squares(values_of(g)))
                 # Keras: g * clipnorm / max(norm, clipnorm)
                 out.append((var, scaled(g, self.clipnorm / max(norm, self.clipnorm))))
             return out
         if self.global_clipnorm:
-            total = math.sqrt(sum(float(np.sum(np.square(values_of(g), dtype=np.float64)))
-                                  for _, g in pairs))
+            total = math.sqrt(sum(ops.sum_of_squares(values_of(g)) for _, g in pairs))
             # Keras: clip_norm * min(1 / norm, 1 / clip_norm); NaN norm propagates
             scale = self.global_clipnorm * min(1.0 / total if total else math.inf,
                                                1.0 / self.global_clipnorm)
@@ -346,9 +383,9 @@ class Optimizer:
             out = []
             for var, g in pairs:
                 if isinstance(g, SparseGrad):
-                    out.append((var, SparseGrad(g.rows, np.clip(g.values, -c, c))))
+                    out.append((var, SparseGrad(g.rows, ops.clipped(g.values, c))))
                 else:
-                    out.append((var, np.clip(g, -c, c)))
+                    out.append((var, ops.clipped(g, c)))
             return out
         return pairs
 
@@ -361,8 +398,11 @@ class Optimizer:
     @staticmethod
     def _flat_rows(var, grad):
         # (flat weight view, rows, flat values, row width) for the *_rows kernels
-        width = grad.values.shape[1]
-        return var.value.reshape(-1), grad.rows, grad.values.reshape(-1), width
+        width = grad.values.shape[1] if len(grad.values.shape) > 1 else 1
+        return (_flat(var.data), grad.rows, _flat(grad.values), width)
+
+    def _flat_slot(self, name, pos):
+        return _flat(self._slots[name][pos])
 
 
 class SGD(Optimizer):
@@ -386,25 +426,25 @@ class SGD(Optimizer):
         return [("momentum", 0.0)] if self.momentum != 0 else []
 
     def _update_dense(self, var, pos, grad):
-        dt = var.value.dtype.type
-        w = var.value.reshape(-1)
-        g = grad.reshape(-1)
+        dt = var.dtype.type
+        w = _flat(var.data)
+        g = _flat(grad)
         if self.momentum != 0:
-            kernel = _k.sgd_nesterov_dense if self.nesterov else _k.sgd_momentum_dense
-            kernel(w, self._slot("momentum", pos).reshape(-1), g, dt(self._learning_rate),
+            kernel = self.ops.sgd_nesterov_dense if self.nesterov else self.ops.sgd_momentum_dense
+            kernel(w, self._flat_slot("momentum", pos), g, dt(self._learning_rate),
                    dt(self.momentum))
         else:
-            _k.sgd_dense(w, g, dt(self._learning_rate))
+            self.ops.sgd_dense(w, g, dt(self._learning_rate))
 
     def _update_rows(self, var, pos, grad):
-        dt = var.value.dtype.type
+        dt = var.dtype.type
         w, rows, values, width = self._flat_rows(var, grad)
         if self.momentum != 0:
-            kernel = _k.sgd_nesterov_rows if self.nesterov else _k.sgd_momentum_rows
-            kernel(w, self._slot("momentum", pos).reshape(-1), rows, values, width,
+            kernel = self.ops.sgd_nesterov_rows if self.nesterov else self.ops.sgd_momentum_rows
+            kernel(w, self._flat_slot("momentum", pos), rows, values, width,
                    dt(self._learning_rate), dt(self.momentum), self.lazy)
         else:
-            _k.sgd_rows(w, rows, values, width, dt(self._learning_rate))
+            self.ops.sgd_rows(w, rows, values, width, dt(self._learning_rate))
 
     def get_config(self):
         config = super().get_config()
@@ -448,26 +488,26 @@ class Adam(Optimizer):
         return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
 
     def _update_dense(self, var, pos, grad):
-        scalars = self._scalars(var.value.dtype)
-        w, g = var.value.reshape(-1), grad.reshape(-1)
-        m = self._slot("momentum", pos).reshape(-1)
-        v = self._slot("velocity", pos).reshape(-1)
+        scalars = self._scalars(var.dtype)
+        w, g = _flat(var.data), _flat(grad)
+        m = self._flat_slot("momentum", pos)
+        v = self._flat_slot("velocity", pos)
         if self.amsgrad:
-            _k.adam_amsgrad_dense(w, m, v, self._slot("velocity_hat", pos).reshape(-1), g,
+            self.ops.adam_amsgrad_dense(w, m, v, self._flat_slot("velocity_hat", pos), g,
                                   *scalars)
         else:
-            _k.adam_dense(w, m, v, g, *scalars)
+            self.ops.adam_dense(w, m, v, g, *scalars)
 
     def _update_rows(self, var, pos, grad):
-        scalars = self._scalars(var.value.dtype)
+        scalars = self._scalars(var.dtype)
         w, rows, values, width = self._flat_rows(var, grad)
-        m = self._slot("momentum", pos).reshape(-1)
-        v = self._slot("velocity", pos).reshape(-1)
+        m = self._flat_slot("momentum", pos)
+        v = self._flat_slot("velocity", pos)
         if self.amsgrad:
-            _k.adam_amsgrad_rows(w, m, v, self._slot("velocity_hat", pos).reshape(-1), rows,
+            self.ops.adam_amsgrad_rows(w, m, v, self._flat_slot("velocity_hat", pos), rows,
                                  values, width, *scalars, self.lazy)
         else:
-            _k.adam_rows(w, m, v, rows, values, width, *scalars, self.lazy)
+            self.ops.adam_rows(w, m, v, rows, values, width, *scalars, self.lazy)
 
     def get_config(self):
         config = super().get_config()
@@ -510,9 +550,9 @@ class RMSprop(Optimizer):
             suffix = "_centered"
         if self.momentum > 0:
             suffix += "_momentum"
-            slots.append(self._slot("momentum", pos).reshape(-1))
+            slots.append(self._flat_slot("momentum", pos))
         if self.centered:
-            slots.append(self._slot("average_gradient", pos).reshape(-1))
+            slots.append(self._flat_slot("average_gradient", pos))
         return suffix, slots
 
     def _scalars(self, dtype):
@@ -522,16 +562,16 @@ class RMSprop(Optimizer):
 
     def _update_dense(self, var, pos, grad):
         suffix, slots = self._variant(pos)
-        kernel = getattr(_k, f"rmsprop{suffix}_dense")
-        kernel(var.value.reshape(-1), self._slot("velocity", pos).reshape(-1), *slots,
-               grad.reshape(-1), *self._scalars(var.value.dtype))
+        kernel = getattr(self.ops, f"rmsprop{suffix}_dense")
+        kernel(_flat(var.data), self._flat_slot("velocity", pos), *slots,
+               _flat(grad), *self._scalars(var.dtype))
 
     def _update_rows(self, var, pos, grad):
         suffix, slots = self._variant(pos)
-        kernel = getattr(_k, f"rmsprop{suffix}_rows")
+        kernel = getattr(self.ops, f"rmsprop{suffix}_rows")
         w, rows, values, width = self._flat_rows(var, grad)
-        kernel(w, self._slot("velocity", pos).reshape(-1), *slots, rows, values, width,
-               *self._scalars(var.value.dtype), self.lazy)
+        kernel(w, self._flat_slot("velocity", pos), *slots, rows, values, width,
+               *self._scalars(var.dtype), self.lazy)
 
     def get_config(self):
         config = super().get_config()
@@ -562,14 +602,14 @@ class Adagrad(Optimizer):
         return [("accumulator", self.initial_accumulator_value)]
 
     def _update_dense(self, var, pos, grad):
-        dt = var.value.dtype.type
-        _k.adagrad_dense(var.value.reshape(-1), self._slot("accumulator", pos).reshape(-1),
-                         grad.reshape(-1), dt(self._learning_rate), dt(self.epsilon))
+        dt = var.dtype.type
+        self.ops.adagrad_dense(_flat(var.data), self._flat_slot("accumulator", pos),
+                         _flat(grad), dt(self._learning_rate), dt(self.epsilon))
 
     def _update_rows(self, var, pos, grad):
-        dt = var.value.dtype.type
+        dt = var.dtype.type
         w, rows, values, width = self._flat_rows(var, grad)
-        _k.adagrad_rows(w, self._slot("accumulator", pos).reshape(-1), rows, values, width,
+        self.ops.adagrad_rows(w, self._flat_slot("accumulator", pos), rows, values, width,
                         dt(self._learning_rate), dt(self.epsilon))
 
     def get_config(self):

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from fastseq import callbacks as cbks
-from fastseq.callbacks import (CSVLogger, CallbackList, EarlyStopping, History,
-                               LambdaCallback, ModelCheckpoint, ProgbarLogger, TerminateOnNaN)
+from fastseq.callbacks import (
+    CallbackList,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    ModelCheckpoint,
+    ProgbarLogger,
+    TerminateOnNaN,
+)
 
 
 class StandIn:

@@ -236,8 +236,9 @@ def test_deterministic_for_any_thread_count(strides, k):
     """The same bits on every run and for 1 or 2 threads (fastseq's and the BLAS's): the
     work is split by the problem's sizes only, every GEMM runs on one thread, and partial
     sums are added in a fixed order."""
-    import fastseq
     from threadpoolctl import threadpool_limits
+
+    import fastseq
 
     rng = np.random.default_rng(4)
     # enough sequences for several tasks

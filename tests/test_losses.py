@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from fastseq import losses
-from fastseq.losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError,
-                            MeanSquaredError, SparseCategoricalCrossentropy)
+from fastseq.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 
 EPS = 1e-7
 

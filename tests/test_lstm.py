@@ -5,14 +5,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reference_lstm import (
+    GRAD_NAMES,
+    MASK_KINDS,
+    _sigmoid,
+    make_mask,
+    numeric_gradients,
+    random_lstm,
+)
 
 import fastseq
 from fastseq._api.lstm import lstm_backward, lstm_forward
 from fastseq._kernels import lstm as lstm_kernels
 from fastseq._kernels import reference
-
-from test_reference_lstm import (GRAD_NAMES, MASK_KINDS, _sigmoid, make_mask, numeric_gradients,
-                                 random_lstm)
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from fastseq import losses, metrics
-from fastseq.metrics import (AutoAccuracy, BinaryAccuracy, CategoricalAccuracy, Mean,
-                             SparseCategoricalAccuracy)
+from fastseq.metrics import (
+    AutoAccuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    Mean,
+    SparseCategoricalAccuracy,
+)
 
 
 def test_keras_docstring_examples():

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_layers import _numeric_grad  # central differences, shared
 
 from fastseq.layers import (
     LSTM,
@@ -24,8 +25,6 @@ from fastseq.layers import (
 from fastseq.models import Sequential, model_from_json
 from fastseq.utils import set_random_seed
 from fastseq.variables import SparseGrad
-
-from test_layers import _numeric_grad  # central differences, shared
 
 F64 = "float64"
 
@@ -160,19 +159,22 @@ def test_config_and_json_round_trip():
     assert Sequential.from_config(lazy.get_config()).input_shape == (None, 3)
 
 
-def test_use_kernels_switches_every_layer():
-    from fastseq._kernels import reference
+def test_use_ops_switches_every_layer_and_the_optimizer():
+    from fastseq.backend import get_ops
 
     set_random_seed(1)
     model = Sequential([Embedding(20, 4, input_length=5), LSTM(3, return_sequences=True),
                         Conv1D(2, 2), GlobalMaxPooling1D(), Dense(1)])
+    model.compile("adam", "mse")
     x = np.random.default_rng(1).integers(0, 20, (3, 5))
     fast = model.predict(x)
-    model._use_kernels(reference)
-    assert all(l.kernels is reference for l in model.layers)
+    assert model.ops is get_ops("cpu")
+    model._use_ops(get_ops("reference"))
+    assert all(l.ops is get_ops("reference") for l in model.layers)
+    assert model.optimizer.ops is get_ops("reference")
     np.testing.assert_allclose(model.predict(x), fast, rtol=1e-5, atol=1e-6)
-    model._use_kernels(None)
-    assert all(l.kernels is not reference for l in model.layers)
+    model._use_ops(get_ops("cpu"))
+    assert all(l.ops is get_ops("cpu") for l in model.layers)
 
 
 # ---------------------------------------------------------------------------- gradients

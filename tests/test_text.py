@@ -15,8 +15,13 @@ from hypothesis import strategies as st
 from fastseq._bench.preprocessing import KerasTokenizer, keras_text_to_word_sequence
 from fastseq.preprocessing import text as text_module
 from fastseq.preprocessing.sequence import pad_sequences
-from fastseq.preprocessing.text import (Tokenizer, hashing_trick, one_hot,
-                                        text_to_word_sequence, tokenizer_from_json)
+from fastseq.preprocessing.text import (
+    Tokenizer,
+    hashing_trick,
+    one_hot,
+    text_to_word_sequence,
+    tokenizer_from_json,
+)
 
 # Letters (with case and non-ASCII ones whose lower() differs or grows: 'İ' lowers to two
 # code points), filter characters, the default split, other whitespace Keras does not split on.

@@ -138,5 +138,4 @@ def run_case(case: Case, min_time=0.3, with_baseline=True):
         "gflops": (case.flops / fast_s / 1e9) if case.flops else None,
         "note": case.note,
     }
-    del inputs
     return row

@@ -1,8 +1,9 @@
 """End-to-end training benchmarks: seconds per ``train_on_batch`` of the seeds' models.
 
-The baseline is the same model (same weights, same data) whose layers call the NumPy
-reference kernels (``model._use_kernels(fastseq._kernels.reference)``); the Dense layers,
-losses and optimizers are shared, so the ratio is what the fast kernels buy end to end.
+The baseline is the same model (same weights, same data) on the NumPy reference backend
+(``model._use_ops(fastseq.backend.get_ops("reference"))``): every kernel pair and optimizer
+update in plain NumPy; the Dense layers and losses are NumPy on both sides, so the ratio is
+what the fast backend buys end to end.
 The PyTorch peers build the same architecture (torch.nn.LSTM / Conv1d, the same optimizer
 and Keras's defaults) and time one optimizer step.
 
@@ -22,8 +23,8 @@ SEED004_CONV = dict(batch=16, steps=64, channels=100)
 
 def _seeded_models(build, compile_args):
     """(fast model, baseline model) with identical weights; the baseline runs on the
-    NumPy reference kernels."""
-    from fastseq._kernels import reference
+    NumPy reference backend."""
+    from fastseq.backend import get_ops
     from fastseq.utils import set_random_seed
 
     set_random_seed(0)
@@ -32,7 +33,7 @@ def _seeded_models(build, compile_args):
     base = build()
     base.compile(**compile_args)
     base.set_weights(fast.get_weights())
-    base._use_kernels(reference)
+    base._use_ops(get_ops("reference"))
     return fast, base
 
 

@@ -44,16 +44,10 @@ def reset_name_uids():
     _NAME_UIDS.clear()
 
 
-_default_kernels = None
+def _default_ops():
+    from fastseq.backend import get_ops
 
-
-def _fastseq_kernels():
-    global _default_kernels
-    if _default_kernels is None:
-        from fastseq import kernels
-
-        _default_kernels = kernels
-    return _default_kernels
+    return get_ops("cpu")
 
 
 def _shape_tuple(shape, what):
@@ -131,18 +125,24 @@ class Layer:
         self._trainable = bool(trainable)
         self._weights = []
         self._initial_weights = weights
-        self._kernel_namespace = None
+        self._ops = None  # the backend, given by the model (a lone layer: the CPU's)
         self.built = False
         self._input_shape = None
         self._output_shape = None
         self._cache = None
         self._warned_mask = False
 
-    # ----- kernels: fastseq.kernels unless a model swapped in another namespace (benchmarks)
+    # ----- the backend every array operation of forward / backward goes through
     @property
-    def kernels(self):
-        ns = self._kernel_namespace
-        return ns if ns is not None else _fastseq_kernels()
+    def ops(self):
+        ops = self._ops
+        return ops if ops is not None else _default_ops()
+
+    def _set_ops(self, ops):
+        """Compute on backend ``ops`` from now on (its weights move there)."""
+        self._ops = ops
+        for var in self._weights:
+            var.place(ops)
 
     # ----- building
     def build(self, input_shape):
@@ -175,6 +175,7 @@ class Layer:
             )
         var = Variable(value, name, trainable=trainable and self._trainable)
         var._layer_trainable = trainable  # the weight's own flag, before layer.trainable
+        var.place(self._ops)
         self._weights.append(var)
         return var
 
@@ -193,7 +194,8 @@ class Layer:
     def output_shape(self):
         if self._output_shape is None:
             raise AttributeError(
-                f"The layer {self.name!r} has never been called and thus has no defined output shape"
+                f"The layer {self.name!r} has never been called and thus has no defined "
+                "output shape"
             )
         return self._output_shape
 
@@ -208,7 +210,7 @@ class Layer:
                 f"ndim={len(expected)} (shape {expected}), found ndim={x.ndim}, full shape "
                 f"received: {x.shape}"
             )
-        if expected[-1] is not None and x.shape[-1] != expected[-1]:
+        if expected[-1] is not None and tuple(x.shape)[-1] != expected[-1]:
             raise ValueError(
                 f"Input of layer {self.name!r} is incompatible with the layer: expected axis -1 "
                 f"of the input shape to have value {expected[-1]} (shape {expected}), got an "
@@ -255,9 +257,13 @@ class Layer:
         x = np.asarray(x)
         if not self.built:
             self._build_for((None,) + x.shape[1:])
-        if x.dtype.kind == "f" and x.dtype != self.dtype and not self._takes_indices:
-            x = x.astype(self.dtype)
-        return self.forward(x, mask=mask, training=training)
+        ops = self.ops
+        if x.dtype.kind == "f" and not self._takes_indices:
+            x = ops.asarray(x, dtype=self.dtype)
+        y = self.forward(x, mask=mask, training=training)
+        if isinstance(y, list):
+            return [ops.to_numpy(t) for t in y]
+        return ops.to_numpy(y)
 
     # ----- weights
     @property
@@ -339,7 +345,8 @@ def get_registered_layer(class_name):
 def deserialize(config, custom_objects=None):
     """A new layer from ``{'class_name': ..., 'config': {...}}``."""
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"deserialize expects {{'class_name': ..., 'config': ...}}, got {config!r}")
+        raise ValueError(
+            f"deserialize expects {{'class_name': ..., 'config': ...}}, got {config!r}")
     name = config["class_name"]
     cls = (custom_objects or {}).get(name) or _LAYER_CLASSES.get(name)
     if cls is None:

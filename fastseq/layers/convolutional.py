@@ -1,12 +1,11 @@
 """Conv1D (channels-last), with Keras's arguments and weights (kernel (k, in, filters), bias
 (filters,))."""
-import numpy as np
 
 from fastseq import activations as _activations
 from fastseq import initializers as _initializers
 
 from .base import Layer
-from .core import _FusedActivationMixin, _check_units, _reject_unsupported
+from .core import _check_units, _FusedActivationMixin, _reject_unsupported
 
 __all__ = ["Conv1D", "conv1d_output_length"]
 
@@ -52,13 +51,15 @@ class Conv1D(_FusedActivationMixin, Layer):
         self.strides = _one_int(strides, "Conv1D: strides")
         self.dilation_rate = _one_int(dilation_rate, "Conv1D: dilation_rate")
         if self.strides > 1 and self.dilation_rate > 1:
-            raise ValueError("Conv1D: strides > 1 is incompatible with dilation_rate > 1 (as Keras)")
+            raise ValueError(
+                "Conv1D: strides > 1 is incompatible with dilation_rate > 1 (as Keras)")
         padding = str(padding).lower()
         if padding not in _PADDINGS:
             raise ValueError(f"Conv1D: padding must be one of {_PADDINGS}, got {padding!r}")
         self.padding = padding
         if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"Conv1D: only data_format='channels_last' is supported, got {data_format!r}")
+            raise NotImplementedError(
+                f"Conv1D: only data_format='channels_last' is supported, got {data_format!r}")
         self.data_format = "channels_last"
         if groups != 1:
             raise NotImplementedError(f"Conv1D: groups > 1 is not supported, got {groups}")
@@ -77,7 +78,8 @@ class Conv1D(_FusedActivationMixin, Layer):
             )
         channels = input_shape[-1]
         if channels is None:
-            raise ValueError(f"Conv1D {self.name!r}: the channel size of the input must be known, got {input_shape}")
+            raise ValueError(f"Conv1D {self.name!r}: the channel size of the input must be "
+                             f"known, got {input_shape}")
         self._check_length(input_shape[1])
         self.kernel = self.add_weight(
             "kernel", (self.kernel_size, channels, self.filters), self.kernel_initializer
@@ -104,8 +106,8 @@ class Conv1D(_FusedActivationMixin, Layer):
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
         self._check_length(x.shape[1])
-        z, cache = self.kernels.conv1d_forward(
-            x, self.kernel.value, None if self.bias is None else self.bias.value,
+        z, cache = self.ops.conv1d_forward(
+            x, self.kernel.data, None if self.bias is None else self.bias.data,
             strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
         )
         y = self._activate(z, training)
@@ -114,7 +116,8 @@ class Conv1D(_FusedActivationMixin, Layer):
 
     def backward(self, grad_y, need_input_grad=True):
         _, y = self._cache
-        return self._backward_z(self.activation.backward(grad_y, y), need_input_grad)
+        return self._backward_z(self.ops.activation_backward(self.activation, grad_y, y),
+                                need_input_grad)
 
     def backward_from_logits(self, grad_z, need_input_grad=True):
         return self._backward_z(grad_z, need_input_grad)
@@ -123,7 +126,7 @@ class Conv1D(_FusedActivationMixin, Layer):
         cache, _ = self._cache
         self._cache = None
         self._last_logits = None
-        dx, dkernel, dbias = self.kernels.conv1d_backward(cache, np.ascontiguousarray(dz))
+        dx, dkernel, dbias = self.ops.conv1d_backward(cache, self.ops.contiguous(dz))
         if self.kernel.trainable:
             self.kernel.grad = dkernel
         if self.bias is not None and self.bias.trainable:

@@ -1,4 +1,6 @@
 """Dense, Dropout, Flatten and Activation."""
+import math
+
 import numpy as np
 
 from fastseq import activations as _activations
@@ -33,11 +35,12 @@ class _FusedActivationMixin:
     _last_logits = None
 
     def _activate(self, z, training):
+        ops = self.ops
         if self._keep_logits and self.activation.name != "linear":
             self._last_logits = z
-            return self.activation.forward(z, out=np.empty_like(z))
+            return ops.activation_forward(self.activation, z, out=ops.empty_like(z))
         self._last_logits = None
-        return self.activation.forward(z, out=z)
+        return ops.activation_forward(self.activation, z, out=z)
 
 
 class Dense(_FusedActivationMixin, Layer):
@@ -64,7 +67,8 @@ class Dense(_FusedActivationMixin, Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2:
-            raise ValueError(f"Dense {self.name!r}: input must be at least 2-D, got shape {input_shape}")
+            raise ValueError(
+                f"Dense {self.name!r}: input must be at least 2-D, got shape {input_shape}")
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(
@@ -82,15 +86,16 @@ class Dense(_FusedActivationMixin, Layer):
     # x: (..., in) -> y: (..., units)
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
+        ops = self.ops
         in_dim = self.kernel.shape[0]
-        x2 = x.reshape(-1, in_dim)
-        z = x2 @ self.kernel.value
+        x2 = x.reshape(x.size // in_dim, in_dim)
+        z = ops.matmul(x2, self.kernel.data)
         if self.bias is not None:
-            z += self.bias.value
+            ops.bias_add(z, self.bias.data)
         y = self._activate(z, training)
         if training:
             self._cache = (x2, y, x.shape)
-        out_shape = x.shape[:-1] + (self.units,)
+        out_shape = tuple(x.shape[:-1]) + (self.units,)
         if self._last_logits is not None:
             self._last_logits = self._last_logits.reshape(out_shape)
         return y.reshape(out_shape)
@@ -98,23 +103,25 @@ class Dense(_FusedActivationMixin, Layer):
     # grad_y: (..., units) -> grad_x: (..., in)
     def backward(self, grad_y, need_input_grad=True):
         _, y, _ = self._cache
-        dz = self.activation.backward(grad_y.reshape(y.shape), y)
+        dz = self.ops.activation_backward(self.activation, grad_y.reshape(y.shape), y)
         return self._backward_z(dz, need_input_grad)
 
     def backward_from_logits(self, grad_z, need_input_grad=True):
-        return self._backward_z(grad_z.reshape(-1, self.units), need_input_grad)
+        return self._backward_z(grad_z.reshape(grad_z.size // self.units, self.units),
+                                need_input_grad)
 
     def _backward_z(self, dz, need_input_grad):
         x2, _, x_shape = self._cache
         self._cache = None
         self._last_logits = None
+        ops = self.ops
         if self.kernel.trainable:
-            self.kernel.grad = x2.T @ dz
+            self.kernel.grad = ops.matmul(x2, dz, transpose_a=True)
         if self.bias is not None and self.bias.trainable:
-            self.bias.grad = dz.sum(axis=0)
+            self.bias.grad = ops.column_sum(dz)
         if not need_input_grad:
             return None
-        return (dz @ self.kernel.value.T).reshape(x_shape)
+        return ops.matmul(dz, self.kernel.data, transpose_b=True).reshape(x_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -157,7 +164,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._cache = None
             return x
-        shape = x.shape
+        shape = tuple(x.shape)
         if self.noise_shape is not None:
             if len(self.noise_shape) != x.ndim:
                 raise ValueError(
@@ -168,8 +175,9 @@ class Dropout(Layer):
         keep = self._random(shape) >= self.rate
         scale_mask = keep.astype(x.dtype)
         scale_mask *= 1.0 / (1.0 - self.rate)
+        scale_mask = self.ops.asarray(scale_mask)
         self._cache = scale_mask
-        return x * scale_mask
+        return self.ops.multiply(x, scale_mask)
 
     def backward(self, grad_y, need_input_grad=True):
         scale_mask, self._cache = self._cache, None
@@ -177,10 +185,9 @@ class Dropout(Layer):
             return None
         if scale_mask is None:
             return grad_y
-        if grad_y.shape == scale_mask.shape:
-            grad_y *= scale_mask
-            return grad_y
-        return grad_y * scale_mask
+        if tuple(grad_y.shape) == tuple(scale_mask.shape):
+            return self.ops.multiply(grad_y, scale_mask, out=grad_y)
+        return self.ops.multiply(grad_y, scale_mask)
 
     def get_config(self):
         config = super().get_config()
@@ -209,11 +216,11 @@ class Flatten(Layer):
         if x.ndim < 1:
             raise ValueError(f"Flatten {self.name!r}: input must have a batch axis, got a scalar")
         if training:
-            self._cache = x.shape
+            self._cache = tuple(x.shape)
         if self.data_format == "channels_first" and x.ndim > 2:
             # Keras flattens channels_first inputs as if channels-last
-            x = np.moveaxis(x, 1, -1)
-        return x.reshape(x.shape[0], -1)
+            x = self.ops.moveaxis(x, 1, -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_y, need_input_grad=True):
         x_shape, self._cache = self._cache, None
@@ -221,7 +228,7 @@ class Flatten(Layer):
             return None
         if self.data_format == "channels_first" and len(x_shape) > 2:
             moved = (x_shape[0],) + tuple(x_shape[2:]) + (x_shape[1],)
-            return np.ascontiguousarray(np.moveaxis(grad_y.reshape(moved), -1, 1))
+            return self.ops.moveaxis(grad_y.reshape(moved), -1, 1)
         return grad_y.reshape(x_shape)
 
     def get_config(self):
@@ -241,7 +248,8 @@ class Activation(_FusedActivationMixin, Layer):
         # a new array: the previous layer may keep x for its own backward
         keep = self._keep_logits and self.activation.name != "linear"
         self._last_logits = x if keep else None
-        y = self.activation.forward(x, out=np.empty_like(x))
+        ops = self.ops
+        y = ops.activation_forward(self.activation, x, out=ops.empty_like(x))
         if training:
             self._cache = y
         return y
@@ -251,7 +259,7 @@ class Activation(_FusedActivationMixin, Layer):
         self._last_logits = None
         if not need_input_grad:
             return None
-        return self.activation.backward(grad_y, y)
+        return self.ops.activation_backward(self.activation, grad_y, y)
 
     def backward_from_logits(self, grad_z, need_input_grad=True):
         self._cache = None

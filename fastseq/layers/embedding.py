@@ -102,7 +102,7 @@ class Embedding(Layer):
         self._check_input(x)
         if x.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
             x = as_indices(x, self.name)
-        y = self.kernels.embedding_forward(self.embeddings.value, x)
+        y = self.ops.embedding_forward(self.embeddings.data, x)
         if training:
             self._cache = x
         return y
@@ -112,7 +112,7 @@ class Embedding(Layer):
         indices, self._cache = self._cache, None
         if self.embeddings.trainable:
             # Keras has no padding_idx: index 0 gets its gradient like any other row
-            rows, values = self.kernels.embedding_backward_sparse(
+            rows, values = self.ops.embedding_backward_sparse(
                 indices, grad_y, padding_idx=None, num_embeddings=self.input_dim
             )
             self.embeddings.grad = SparseGrad(rows, values)

@@ -1,5 +1,4 @@
 """MaxPooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D (channels-last)."""
-import numpy as np
 
 from .base import Layer
 from .convolutional import _one_int
@@ -18,7 +17,8 @@ def _check_3d(layer, shape):
 
 def _channels_last(data_format, what):
     if data_format not in (None, "channels_last"):
-        raise NotImplementedError(f"{what}: only data_format='channels_last' is supported, got {data_format!r}")
+        raise NotImplementedError(
+            f"{what}: only data_format='channels_last' is supported, got {data_format!r}")
     return "channels_last"
 
 
@@ -32,7 +32,8 @@ class MaxPooling1D(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         self.pool_size = _one_int(pool_size, "MaxPooling1D: pool_size")
-        self.strides = self.pool_size if strides is None else _one_int(strides, "MaxPooling1D: strides")
+        self.strides = (self.pool_size if strides is None
+                        else _one_int(strides, "MaxPooling1D: strides"))
         padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
@@ -65,7 +66,7 @@ class MaxPooling1D(Layer):
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
         self._check_length(x.shape[1])
-        y, cache = self.kernels.max_pool1d_forward(
+        y, cache = self.ops.max_pool1d_forward(
             x, pool_size=self.pool_size, strides=self.strides, padding=self.padding
         )
         self._cache = cache if training else None
@@ -75,7 +76,7 @@ class MaxPooling1D(Layer):
         cache, self._cache = self._cache, None
         if not need_input_grad:
             return None
-        return self.kernels.max_pool1d_backward(cache, np.ascontiguousarray(grad_y))
+        return self.ops.max_pool1d_backward(cache, self.ops.contiguous(grad_y))
 
     def get_config(self):
         config = super().get_config()
@@ -109,23 +110,23 @@ class _GlobalPooling1D(Layer):
 
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
-        if mask is not None and mask.shape != x.shape[:2]:
+        if mask is not None and mask.shape != tuple(x.shape[:2]):
             raise ValueError(
                 f"{type(self).__name__} {self.name!r}: mask of shape {mask.shape} does not fit "
                 f"the input {x.shape}"
             )
-        y, cache = getattr(self.kernels, self._forward_name)(x, mask=mask)
+        y, cache = getattr(self.ops, self._forward_name)(x, mask=mask)
         self._cache = cache if training else None
         if self.keepdims:
-            y = y[:, None, :]
+            y = y.reshape(y.shape[0], 1, y.shape[1])
         return y
 
     def backward(self, grad_y, need_input_grad=True):
         cache, self._cache = self._cache, None
         if not need_input_grad:
             return None
-        grad_y = np.ascontiguousarray(grad_y.reshape(grad_y.shape[0], -1))
-        return getattr(self.kernels, self._backward_name)(cache, grad_y)
+        grad_y = self.ops.contiguous(grad_y.reshape(grad_y.shape[0], tuple(grad_y.shape)[-1]))
+        return getattr(self.ops, self._backward_name)(cache, grad_y)
 
     def get_config(self):
         config = super().get_config()

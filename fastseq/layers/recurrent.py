@@ -53,7 +53,8 @@ class LSTM(Layer):
         if stateful:
             raise NotImplementedError("LSTM: stateful=True is not supported by fastseq")
         if time_major:
-            raise NotImplementedError("LSTM: time_major=True is not supported; inputs are (batch, time, features)")
+            raise NotImplementedError(
+                "LSTM: time_major=True is not supported; inputs are (batch, time, features)")
         self.activation = "tanh"
         self.recurrent_activation = "sigmoid"
         self.use_bias = bool(use_bias)
@@ -79,7 +80,8 @@ class LSTM(Layer):
             )
         in_dim = input_shape[-1]
         if in_dim is None:
-            raise ValueError(f"LSTM {self.name!r}: the feature size of the input must be known, got {input_shape}")
+            raise ValueError(f"LSTM {self.name!r}: the feature size of the input must be "
+                             f"known, got {input_shape}")
         u = self.units
         self.kernel = self.add_weight("kernel", (in_dim, 4 * u), self.kernel_initializer)
         self.recurrent_kernel = self.add_weight(
@@ -121,10 +123,11 @@ class LSTM(Layer):
     # x: (B, T, D), mask: (B, T) bool -> (B, T, u) or (B, u) [, h (B, u), c (B, u)]
     def forward(self, x, mask=None, training=False):
         self._check_input(x)
-        if mask is not None and mask.shape != x.shape[:2]:
+        if mask is not None and mask.shape != tuple(x.shape[:2]):
             raise ValueError(
                 f"LSTM {self.name!r}: mask of shape {mask.shape} does not fit the input {x.shape}"
             )
+        ops = self.ops
         dropout_mask = None
         if training and self.dropout > 0:
             from fastseq.utils import get_rng
@@ -133,10 +136,11 @@ class LSTM(Layer):
             keep = get_rng().random((x.shape[0], 1, x.shape[2]), dtype=x.dtype) >= self.dropout
             dropout_mask = keep.astype(x.dtype)
             dropout_mask *= 1.0 / (1.0 - self.dropout)
-            x = x * dropout_mask
-        outputs, h_last, c_last, cache = self.kernels.lstm_forward(
-            x, self.kernel.value, self.recurrent_kernel.value,
-            None if self.bias is None else self.bias.value,
+            dropout_mask = ops.asarray(dropout_mask)
+            x = ops.multiply(x, dropout_mask)
+        outputs, h_last, c_last, cache = ops.lstm_forward(
+            x, self.kernel.data, self.recurrent_kernel.data,
+            None if self.bias is None else self.bias.data,
             mask=mask, go_backwards=self.go_backwards, training=training,
         )
         self._cache = (cache, dropout_mask) if training else None
@@ -153,10 +157,11 @@ class LSTM(Layer):
             )
         cache, dropout_mask = self._cache
         self._cache = None
+        ops = self.ops
         if self.return_sequences:
-            grads = self.kernels.lstm_backward(cache, grad_outputs=grad_y)
+            grads = ops.lstm_backward(cache, grad_outputs=grad_y)
         else:
-            grads = self.kernels.lstm_backward(cache, grad_h_last=grad_y)
+            grads = ops.lstm_backward(cache, grad_h_last=grad_y)
         dx, dkernel, drecurrent, dbias = grads[:4]
         if self.kernel.trainable:
             self.kernel.grad = dkernel
@@ -167,7 +172,7 @@ class LSTM(Layer):
         if not need_input_grad:
             return None
         if dropout_mask is not None:
-            dx *= dropout_mask
+            dx = ops.multiply(dx, dropout_mask, out=dx)
         return dx
 
     def get_config(self):

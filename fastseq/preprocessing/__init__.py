@@ -6,8 +6,7 @@
 """
 from . import sequence, text
 from .sequence import pad_sequences
-from .text import (Tokenizer, hashing_trick, one_hot, text_to_word_sequence,
-                   tokenizer_from_json)
+from .text import Tokenizer, hashing_trick, one_hot, text_to_word_sequence, tokenizer_from_json
 
 __all__ = [
     "Tokenizer",

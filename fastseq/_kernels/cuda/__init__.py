@@ -16,12 +16,12 @@ back (``to_host``). Importing this package needs numba's CUDA target (``pip inst
 - :mod:`.elementwise`: device-array helpers, reductions, activations, losses' elementwise
   parts, optimizer updates
 """
-from . import conv1d, elementwise, embedding, gemm, lstm
+from . import conv1d, elementwise
 from .conv1d import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .embedding import embedding_backward, embedding_backward_sparse, embedding_forward
-from .gemm import gemm_backend, set_gemm_backend
 from .gemm import gemm as matmul
+from .gemm import gemm_backend, set_gemm_backend
 from .lstm import lstm_backward, lstm_forward
 
 __all__ = (

@@ -17,8 +17,16 @@ position, never an out-of-bounds read.
 import numpy as np
 from numba import cuda, int64
 
-from .elementwise import (MAX_THREADS, SIMULATOR, as_device, as_device_indices, launch,
-                          launch_1d, positive_int, zeros)
+from .elementwise import (
+    MAX_THREADS,
+    SIMULATOR,
+    as_device,
+    as_device_indices,
+    launch,
+    launch_1d,
+    positive_int,
+    zeros,
+)
 
 __all__ = ["embedding_forward", "embedding_backward", "embedding_backward_sparse",
            "sort_keys"]

@@ -20,8 +20,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .elementwise import (_copy, as_device, column_sum, device_mask, launch, scalar, sigmoid,
-                          zeros)
+from .elementwise import _copy, as_device, column_sum, device_mask, launch, scalar, sigmoid, zeros
 from .gemm import gemm
 
 __all__ = ["lstm_forward", "lstm_backward"]

@@ -1,11 +1,8 @@
 """numba.cuda: the pieces a whole training step needs beyond the op kernels.
 
-Used by :mod:`fastseq._cuda_model` (a Sequential built under ``fastseq.device("cuda")``):
+Used by the CUDA backend (:mod:`fastseq.backend.cuda`) for a model's training step:
 
 - ``to_device``: one host-to-device copy of a batch array;
-- ``gather`` / ``embedding_grad_dense``: the embedding forward and dense backward without
-  the per-call index check (and its copy back): the model checks the batch on the host,
-  where it already is;
 - ``multiply`` / ``scale_steps``: dropout's elementwise and per-sequence masks;
 - ``loss_rows``: per-row loss values and the loss gradient for binary / categorical /
   sparse categorical cross-entropy (from logits, or on probabilities for the binary one) and
@@ -13,7 +10,7 @@ Used by :mod:`fastseq._cuda_model` (a Sequential built under ``fastseq.device("c
   :mod:`fastseq.losses`' formulas;
 - ``accuracy_rows``: per-row binary, categorical or sparse categorical accuracy.
 
-The per-row values go into one (R, 2) ``stats`` array (loss, accuracy) that the model
+The per-row values go into an (R, 2) ``stats`` array (loss, accuracy) that the backend
 reduces with the deterministic ``column_sum`` and copies back once per batch. Row kernels
 run one thread per row and loop over its classes in order, so results never depend on the
 launch shape.
@@ -23,37 +20,14 @@ import math
 import numpy as np
 from numba import cuda
 
-from .elementwise import launch, launch_1d, scalar, sigmoid, zeros
-from .embedding import _gather_kernel, dense_gradient
+from .elementwise import launch, scalar, sigmoid, zeros
 
-__all__ = ["to_device", "gather", "embedding_grad_dense", "multiply", "scale_steps",
-           "loss_rows", "accuracy_rows"]
+__all__ = ["to_device", "multiply", "scale_steps", "loss_rows", "accuracy_rows"]
 
 
 def to_device(host):
     """A C-contiguous device copy of a NumPy array."""
     return cuda.to_device(np.ascontiguousarray(host))
-
-
-# ---------------------------------------------------------------------------- embedding
-# weights: (V, D), indices: (B, T) -> (B, T, D)
-def gather(weights, indices):
-    """``weights[indices]`` for indices already known to lie in [0, V)."""
-    shape = tuple(indices.shape)
-    dim = weights.shape[1]
-    out = cuda.device_array(shape + (dim,), dtype=weights.dtype)
-    if out.size:
-        blocks, threads = launch_1d(out.size)
-        _gather_kernel[blocks, threads](weights, indices.reshape(indices.size),
-                                        out.reshape(indices.size, dim))
-    return out
-
-
-# indices: (B, T) with max ``largest``, grad: (B, T, D) -> (V, D)
-def embedding_grad_dense(indices, grad, num_embeddings, largest):
-    """The dense embedding gradient (deterministic sort + ordered segment sums, as
-    ``embedding_backward``) for indices checked on the host."""
-    return dense_gradient(indices.reshape(indices.size), grad, num_embeddings, -1, largest)
 
 
 # ---------------------------------------------------------------------------- dropout

@@ -1,6 +1,6 @@
-"""tests/cuda: the numba.cuda kernels against the NumPy references.
+"""Where the CUDA tests run (tests/cuda, and the cuda backend of tests/backends).
 
-On a machine with an NVIDIA GPU (a CUDA driver that reports a device) the tests run on it.
+On a machine with an NVIDIA GPU (a CUDA driver that reports a device) they run on it.
 Anywhere else they run in numba's CUDA simulator: NUMBA_ENABLE_CUDASIM=1 is set here,
 before numba.cuda is first imported (the simulator runs every CUDA thread as Python, so the
 tests use tiny shapes). NUMBA_ENABLE_CUDASIM set by the caller is respected either way.
