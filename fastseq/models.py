@@ -328,6 +328,8 @@ class Sequential:
         return model
 
     def to_json(self, **kwargs):
+        from fastseq.saving import _json_default  # one JSON encoding for configs
+
         return json.dumps({"class_name": "Sequential", "config": self.get_config()},
                           default=_json_default, **kwargs)
 
@@ -937,16 +939,6 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
 
 
 def model_from_config(config, custom_objects=None):

@@ -124,12 +124,14 @@ KERAS2_PATHS = [
     ("fastseq.layers.embeddings", ["Embedding"]),
     ("fastseq.layers.recurrent", ["LSTM"]),
     ("fastseq.layers.core", ["Dense", "Dropout", "Activation", "Flatten"]),
-    ("fastseq.layers.convolutional", ["Conv1D"]),
+    ("fastseq.layers.convolutional", ["Conv1D", "Convolution1D", "MaxPooling1D",
+                                      "GlobalMaxPooling1D", "GlobalAveragePooling1D"]),
     ("fastseq.layers.pooling", ["MaxPooling1D", "GlobalMaxPooling1D",
                                 "GlobalAveragePooling1D"]),
     ("fastseq.preprocessing.text", ["Tokenizer", "one_hot", "text_to_word_sequence",
                                     "hashing_trick"]),
     ("fastseq.preprocessing.sequence", ["pad_sequences"]),
+    ("fastseq.utils.np_utils", ["to_categorical"]),
 ]
 
 

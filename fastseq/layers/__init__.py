@@ -4,7 +4,7 @@ Each layer holds its weights as :class:`fastseq.variables.Variable` (Keras's sha
 order) and calls :mod:`fastseq.kernels` for the heavy work.
 """
 from .base import Layer, deserialize, reset_name_uids, serialize
-from .convolutional import Conv1D
+from .convolutional import Conv1D, Convolution1D
 from .core import Activation, Dense, Dropout, Flatten
 from .embedding import Embedding
 from .pooling import (
@@ -17,8 +17,6 @@ from .pooling import (
     MaxPooling1D,
 )
 from .recurrent import LSTM
-
-Convolution1D = Conv1D  # Keras 1 name
 
 __all__ = [
     "Layer", "Dense", "Dropout", "Flatten", "Activation", "Embedding", "LSTM", "Conv1D",

@@ -1,13 +1,20 @@
 """Conv1D (channels-last), with Keras's arguments and weights (kernel (k, in, filters), bias
 (filters,))."""
-
 from fastseq import activations as _activations
 from fastseq import initializers as _initializers
 
 from .base import Layer
-from .core import _check_units, _FusedActivationMixin, _reject_unsupported
+from .core import _check_units, _FusedActivationMixin, _one_int, _reject_unsupported
 
-__all__ = ["Conv1D", "conv1d_output_length"]
+# Keras 2's keras.layers.convolutional also exported the pooling layers
+from .pooling import (  # noqa: F401
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPool1D,
+    MaxPooling1D,
+)
+
+__all__ = ["Conv1D", "Convolution1D", "conv1d_output_length"]
 
 _PADDINGS = ("valid", "same", "causal")
 
@@ -20,14 +27,6 @@ def conv1d_output_length(length, kernel_size, strides, padding, dilation_rate):
     if padding == "valid":
         return (length - span) // strides + 1
     return (length - 1) // strides + 1
-
-
-def _one_int(value, what):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(f"{what} must be an int or a 1-tuple, got {value!r}")
-        value = value[0]
-    return _check_units(value, what)
 
 
 class Conv1D(_FusedActivationMixin, Layer):
@@ -149,3 +148,6 @@ class Conv1D(_FusedActivationMixin, Layer):
             "bias_initializer": _initializers.serialize(self.bias_initializer),
         })
         return config
+
+
+Convolution1D = Conv1D  # Keras 1 / 2 name

@@ -19,6 +19,14 @@ def _reject_unsupported(layer_name, **options):
             )
 
 
+def _one_int(value, what):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{what} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    return _check_units(value, what)
+
+
 def _check_units(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")

@@ -1,7 +1,7 @@
 """MaxPooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D (channels-last)."""
 
 from .base import Layer
-from .convolutional import _one_int
+from .core import _one_int
 
 __all__ = ["MaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPool1D",
            "GlobalAvgPool1D", "GlobalAveragePool1D", "GlobalMaxPool1D"]
