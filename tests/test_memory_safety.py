@@ -99,6 +99,28 @@ def _embedding_cases():
             lambda: K.embedding_forward(bad, np.zeros(2, np.int64)), ValueError,
             r"weights must be 2-D \(num_embeddings, embedding_dim\)")
 
+    def unaligned(a):
+        """A C-contiguous copy of ``a`` whose data starts one byte past an aligned address."""
+        raw = np.empty(a.nbytes + 1, np.uint8)
+        view = raw[1:].view(a.dtype).reshape(a.shape)
+        view[...] = a
+        assert view.flags.c_contiguous and not view.flags.aligned
+        return view
+
+    def misaligned():
+        W = rng.standard_normal((V, D)).astype(np.float32)
+        idx = rng.integers(0, V, (4, 5))
+        want = W[idx]
+        _equal(K.embedding_forward(unaligned(W), idx), want)
+        _equal(K.embedding_forward(W, unaligned(idx)), want)
+        g = rng.standard_normal((4, 5, D)).astype(np.float32)
+        dense = np.zeros((V, D), np.float32)
+        np.add.at(dense, idx.reshape(-1), g.reshape(-1, D))
+        _equal(K.embedding_backward(unaligned(idx), unaligned(g), V), dense)
+        _raises(lambda: K.embedding_forward(W, idx, out=unaligned(np.empty((4, 5, D), W.dtype))),
+                ValueError, r"out must be a writeable, aligned C-contiguous array")
+    yield "unaligned weights, indices, gradients and out", misaligned
+
     for rank in (0, 1, 2, 33, MAX_NDIM - 1, MAX_NDIM):
         idx = rng.integers(0, V, _shape(rank))
         if rank == MAX_NDIM:  # grad_output would need MAX_NDIM + 1 dimensions

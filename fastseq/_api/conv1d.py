@@ -300,7 +300,8 @@ def max_pool1d_output_length(length, pool_size, strides=None, padding="valid"):
 def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     """Max over windows of ``pool_size`` steps every ``strides`` (default: pool_size), as
     Keras's MaxPooling1D. Padded steps ('same') never win; on ties the gradient goes to
-    the first maximum. Returns ``(y, cache)``."""
+    the first maximum. A window holding a NaN gives NaN, as NumPy's max, and its gradient
+    goes to the first NaN. Returns ``(y, cache)``."""
     x = _input3d(x)
     pool_size = positive_int(pool_size, "pool_size")
     strides = pool_size if strides is None else positive_int(strides, "strides")
@@ -377,7 +378,8 @@ def global_average_pool1d_backward(cache, grad_y):
 
 # x: (B, L, C), mask: (B, L) bool -> y: (B, C)
 def global_max_pool1d_forward(x, mask=None):
-    """Max over the steps; ties send the gradient to the first maximum.
+    """Max over the steps; ties send the gradient to the first maximum. A NaN among the
+    (unmasked) steps gives NaN, as NumPy's max, and the gradient goes to the first NaN.
 
     With a mask only the unmasked (True) steps count and a fully masked sequence gives 0.
     Note: Keras's GlobalMaxPooling1D takes no mask (its call() reduces over every step), so

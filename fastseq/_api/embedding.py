@@ -91,8 +91,9 @@ def embedding_forward(weights, indices, out=None):
 
     weights: float32/float64 (V, D); a non-C-contiguous one is copied first.
     indices: int32/int64 of any shape of at most 63 dimensions (ValueError otherwise), every
-    value in [0, V) (IndexError otherwise, naming the first bad value and its position). out: optional C-contiguous array of shape
-    ``indices.shape + (D,)`` and the dtype of weights, written in place and returned.
+    value in [0, V) (IndexError otherwise, naming the first bad value and its position).
+    out: optional aligned C-contiguous array of shape ``indices.shape + (D,)`` and the
+    dtype of weights, written in place and returned.
     Parallel over positions (OpenMP); memory-bound: it moves 2 * N * D * itemsize bytes."""
     if out is None:
         fast = _emb.gather_new(weights, indices)  # plain arrays, all in range: one C call

@@ -305,10 +305,16 @@ def col2im(dcols, kernel_size, strides, dilation, pad_left, out_length, b_lo, b_
 # ----------------------------------------------------------------------------- pooling
 
 
+# NaN, as NumPy's max: a window (or sequence) holding a NaN has the max NaN, and its gradient
+# goes to the first NaN. As a select: v wins over the running max m when m is not NaN and
+# v > m or v is NaN (not v <= m: one unordered compare); once m is NaN nothing wins over it.
+
+
 # x: (B, L, C) -> y: (B, Lout, C), argmax: (B, Lout, C) int32 steps of x
 @njit(cache=True, boundscheck=False)
 def max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax):
-    """Max over each window of real steps (padding never wins); ties: the first step."""
+    """Max over each window of real steps (padding never wins); ties: the first step; a NaN
+    in the window: NaN, at the first NaN."""
     batch, length, channels = x.shape
     out_length = y.shape[1]
     for row in range(batch * out_length):
@@ -324,8 +330,9 @@ def max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax):
             for c in range(channels):
                 # branch-free selects, so the loop over channels vectorises
                 v = x[b, s, c]
-                better = v > y[b, t, c]
-                y[b, t, c] = v if better else y[b, t, c]
+                m = y[b, t, c]
+                better = (not v <= m) & (m == m)
+                y[b, t, c] = v if better else m
                 argmax[b, t, c] = s if better else argmax[b, t, c]
 
 
@@ -389,7 +396,8 @@ def global_average_pool1d_backward(grad_y, inv_counts, mask, use_mask, dx):
 # x: (B, L, C), mask: (B, L) bool -> y: (B, C), argmax: (B, C) int32 (-1: none unmasked)
 @njit(cache=True, boundscheck=False)
 def global_max_pool1d_forward(x, mask, use_mask, y, argmax):
-    """Max over the unmasked steps; ties: the first; none unmasked: 0 and argmax -1."""
+    """Max over the unmasked steps; ties: the first; a NaN among them: NaN, at the first
+    NaN; none unmasked: 0 and argmax -1."""
     batch, length, channels = x.shape
     for b in range(batch):
         first = 0
@@ -410,8 +418,9 @@ def global_max_pool1d_forward(x, mask, use_mask, y, argmax):
             for c in range(channels):
                 # branch-free selects, so the loop over channels vectorises
                 v = x[b, s, c]
-                better = v > y[b, c]
-                y[b, c] = v if better else y[b, c]
+                m = y[b, c]
+                better = (not v <= m) & (m == m)
+                y[b, c] = v if better else m
                 argmax[b, c] = s if better else argmax[b, c]
 
 

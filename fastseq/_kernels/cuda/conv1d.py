@@ -138,7 +138,8 @@ def conv1d_backward(cache, grad_y):
 @cuda.jit(cache=True)
 def _max_pool_forward_kernel(x, y, argmax, pool_size, strides, pad_left):
     # x: (B, L, C) -> y: (B, Lout, C), argmax: (B, Lout, C) the first step of x holding the
-    # window's max (padded steps never win)
+    # window's max (padded steps never win); a NaN in the window: NaN, at the first NaN (as
+    # NumPy's max and the reference)
     batch, length, channels = x.shape
     out_length = y.shape[1]
     start, step = cuda.grid(1), cuda.gridsize(1)
@@ -153,7 +154,7 @@ def _max_pool_forward_kernel(x, y, argmax, pool_size, strides, pad_left):
         arg = first
         for p in range(first + 1, last):
             v = x[b, p, c]
-            if v > best:
+            if v > best or (v != v and best == best):
                 best = v
                 arg = p
         y[b, o, c] = best
@@ -292,7 +293,7 @@ def global_average_pool1d_backward(cache, grad_y):
 @cuda.jit(cache=True)
 def _global_max_forward_kernel(x, mask, has_mask, y, argmax, zero):
     # x: (B, L, C), mask: (B, L) -> y: (B, C) max over kept steps, argmax: (B, C) its first
-    # step; a fully masked row: y = 0, argmax = -1
+    # step (a NaN among them: NaN, at the first NaN); a fully masked row: y = 0, argmax = -1
     batch, length, channels = x.shape
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, batch * channels, step):
@@ -304,7 +305,7 @@ def _global_max_forward_kernel(x, mask, has_mask, y, argmax, zero):
             if has_mask and mask[b, t] == 0:
                 continue
             v = x[b, t, c]
-            if arg < 0 or v > best:
+            if arg < 0 or v > best or (v != v and best == best):
                 best = v
                 arg = t
         y[b, c] = best

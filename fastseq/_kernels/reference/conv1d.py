@@ -85,6 +85,11 @@ def conv1d_backward(cache, grad_y):
     return dxp[:, pad_left : pad_left + length], dkernel, dbias
 
 
+def _is_max(values, maxima):
+    """Where ``values`` hold their (broadcast) maximum: equal to it, or both NaN."""
+    return (values == maxima) | (np.isnan(values) & np.isnan(maxima))
+
+
 def max_pool1d_output_geometry(length, pool_size, strides, padding):
     """(Lout, pad_left) of a Keras MaxPooling1D; padded steps never win the max."""
     if padding == "valid":
@@ -105,10 +110,11 @@ def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     real = (steps >= 0) & (steps < length)  # (Lp,): padded steps never win, even vs -inf
     windows = sliding_window_view(xp, pool_size, axis=1)[:, ::strides][:, :out_length]
     real_windows = sliding_window_view(real, pool_size)[::strides][:out_length]  # (Lout, pool)
-    # windows: (B, Lout, C, pool). Each window holds a real step, so the max is a real value;
-    # argmax of the first step equal to it sends ties' gradient to the first step
+    # windows: (B, Lout, C, pool). Each window holds a real step, so the max is a real value
+    # (NaN where the window holds a NaN, as NumPy's max); argmax of the first step equal to
+    # it sends ties' gradient to the first step, and a NaN max's to the first NaN
     y = windows.max(axis=-1)
-    is_max = (windows == y[..., None]) & real_windows[None, :, None, :]
+    is_max = _is_max(windows, y[..., None]) & real_windows[None, :, None, :]
     offset = is_max.argmax(axis=-1)
     argmax = offset + (np.arange(out_length) * strides - pad_left)[None, :, None]
     return np.ascontiguousarray(y), (argmax, x.shape)
@@ -152,9 +158,10 @@ def global_average_pool1d_backward(cache, grad_y):
 # x: (B, L, C), mask: (B, L) bool or None -> y: (B, C); cache holds argmax: (B, C)
 def global_max_pool1d_forward(x, mask=None):
     valid = np.ones(x.shape[:2], dtype=bool) if mask is None else mask.astype(bool)
-    y = np.where(valid[:, :, None], x, -np.inf).max(axis=1)
-    # the first unmasked step equal to the max takes the gradient (ties: the first)
-    argmax = ((x == y[:, None, :]) & valid[:, :, None]).argmax(axis=1)
+    y = np.where(valid[:, :, None], x, -np.inf).max(axis=1)  # NaN where a NaN is unmasked
+    # the first unmasked step equal to the max takes the gradient (ties: the first; a NaN
+    # max: the first unmasked NaN)
+    argmax = (_is_max(x, y[:, None, :]) & valid[:, :, None]).argmax(axis=1)
     empty = ~valid.any(axis=1)  # fully masked: 0 and no gradient
     y[empty] = 0
     argmax[empty] = -1
