@@ -140,6 +140,26 @@ class CudaOps(Ops):
             return out
         return result
 
+    def add(self, a, b, out=None):
+        result = self._via_host(np.add, a, b)
+        if out is not None:
+            out.copy_to_device(result)
+            return out
+        return result
+
+    # time flips, concatenation and splits of the last axis go through the host (exact; a
+    # device kernel for them is future work)
+    def flip_time(self, x):
+        return self._via_host(lambda a: np.ascontiguousarray(a[:, ::-1]), x)
+
+    def concatenate_last(self, a, b):
+        return self._via_host(lambda p, q: np.concatenate([p, q], axis=-1), a, b)
+
+    def split_last(self, x):
+        host = self.to_numpy(x)
+        half = host.shape[-1] // 2
+        return self.asarray(host[..., :half]), self.asarray(host[..., half:])
+
     # ------------------------------------------------------------------ gradient clipping
     def sum_of_squares(self, x):
         return super().sum_of_squares(self.to_numpy(x))

@@ -111,6 +111,25 @@ class Ops:
             return np.multiply(x, scale, out=out)
         return x * scale
 
+    # a, b: the same shape -> a + b
+    def add(self, a, b, out=None):
+        if out is not None:
+            return np.add(a, b, out=out)
+        return a + b
+
+    # x: (B, T, ...) -> x reversed along time (a new C-contiguous array)
+    def flip_time(self, x):
+        return np.ascontiguousarray(x[:, ::-1])
+
+    # a: (..., m), b: (..., n) -> (..., m + n)
+    def concatenate_last(self, a, b):
+        return np.concatenate([a, b], axis=-1)
+
+    # x: (..., 2n) -> two C-contiguous (..., n) halves
+    def split_last(self, x):
+        half = x.shape[-1] // 2
+        return np.ascontiguousarray(x[..., :half]), np.ascontiguousarray(x[..., half:])
+
     # ------------------------------------------------------------------ gradient clipping
     def sum_of_squares(self, x):
         """sum(x ** 2) in float64, as a Python float."""

@@ -16,10 +16,12 @@ from .pooling import (
     MaxPool1D,
     MaxPooling1D,
 )
-from .recurrent import LSTM
+from .recurrent import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional
 
 __all__ = [
-    "Layer", "Dense", "Dropout", "Flatten", "Activation", "Embedding", "LSTM", "Conv1D",
+    "Layer", "Dense", "Dropout", "Flatten", "Activation", "Embedding", "LSTM", "GRU",
+    "SimpleRNN", "Bidirectional", "Conv1D",
     "Convolution1D", "MaxPooling1D", "MaxPool1D", "GlobalAveragePooling1D",
     "GlobalAveragePool1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
     "serialize", "deserialize", "reset_name_uids",

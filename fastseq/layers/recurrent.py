@@ -1,70 +1,76 @@
-"""LSTM, with Keras's arguments, weights (kernel (D, 4u), recurrent_kernel (u, 4u), bias (4u,),
-gates i, f, c, o) and masking."""
+"""The recurrent layers: LSTM, GRU and SimpleRNN, with Keras's arguments, weights and masking.
+
+Weights in Keras's shapes and gate order: LSTM kernel (D, 4u), recurrent_kernel (u, 4u), bias
+(4u,), gates i, f, c, o; GRU kernel (D, 3u), recurrent_kernel (u, 3u), bias (2, 3u) with
+``reset_after`` (input and recurrent biases) or (3u,), gates z, r, h; SimpleRNN kernel (D, u),
+recurrent_kernel (u, u), bias (u,).
+
+All three share one base (:class:`_RNN`): masks (a masked step keeps the state and repeats
+the previous output), ``return_sequences``, ``return_state``, ``go_backwards``, an
+``initial_state`` call argument, and dropout with Keras 3's semantics: ``dropout`` drops
+input features and ``recurrent_dropout`` the recurrent state, each with masks drawn once per
+sequence and kept for every step (inverted scaling; nothing at inference). Without
+``recurrent_dropout`` the input mask is one per sequence, applied before the kernel; with
+it, as Keras's implementation 1, each gate has its own input and recurrent masks, applied
+inside the fused kernels.
+"""
 import numpy as np
 
+from fastseq import activations as _activations
 from fastseq import initializers as _initializers
 
 from .base import Layer
 from .core import _check_units, _reject_unsupported
 
-__all__ = ["LSTM"]
+__all__ = ["LSTM", "GRU", "SimpleRNN"]
 
 
-class LSTM(Layer):
-    """Keras's LSTM on (batch, time, features) inputs.
+def _rate(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} must be a float in [0, 1), got {type(value).__name__}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{what} must be in [0, 1), got {value}")
+    return float(value)
 
-    A mask (from ``Embedding(mask_zero=True)``) makes masked steps keep the state and repeat
-    the previous output; it passes on only with ``return_sequences``. ``dropout`` drops input
-    features in training (one mask per sequence for all steps, as Keras);
-    ``recurrent_dropout`` is not supported. With ``return_state`` the layer returns
-    ``[output, h, c]`` and must be the model's last layer."""
+
+class _RNN(Layer):
+    """What LSTM, GRU and SimpleRNN share. A subclass sets ``_gates`` (the number of weight
+    blocks: 4, 3, 1), ``_state_count`` (2 for the LSTM's h and c, else 1), builds its
+    weights and runs its kernel pair in ``_kernel_forward`` / ``_kernel_backward``."""
 
     _mask_policy = "consume"
+    _gates = 1
+    _state_count = 1
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
-                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
-                 dropout=0.0, recurrent_dropout=0.0, implementation=2, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False, time_major=False,
-                 unroll=False, **kwargs):
+    def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
+                 return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, time_major=False, unroll=False, **kwargs):
+        kind = type(self).__name__
         super().__init__(**kwargs)
         _reject_unsupported(
-            "LSTM", kernel_regularizer=kernel_regularizer,
+            kind, kernel_regularizer=kernel_regularizer,
             recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
             recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
         )
-        self.units = _check_units(units, "LSTM: units")
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise NotImplementedError(
-                "LSTM: fastseq's kernels implement activation='tanh' with "
-                f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}"
-            )
-        for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0 <= rate < 1:
-                raise ValueError(f"LSTM: {what} must be in [0, 1), got {rate}")
-        if recurrent_dropout:
-            raise NotImplementedError(
-                "LSTM: recurrent_dropout > 0 is not supported by fastseq's fused LSTM kernel; "
-                "use dropout= (input dropout) or a Dropout layer after the LSTM"
-            )
+        self.units = _check_units(units, f"{kind}: units")
+        self.dropout = _rate(dropout, f"{kind}: dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, f"{kind}: recurrent_dropout")
         if stateful:
-            raise NotImplementedError("LSTM: stateful=True is not supported by fastseq")
+            raise NotImplementedError(f"{kind}: stateful=True is not supported by fastseq")
         if time_major:
             raise NotImplementedError(
-                "LSTM: time_major=True is not supported; inputs are (batch, time, features)")
-        self.activation = "tanh"
-        self.recurrent_activation = "sigmoid"
+                f"{kind}: time_major=True is not supported; inputs are (batch, time, features)")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.recurrent_initializer = _initializers.get(recurrent_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = 0.0
-        self.implementation = implementation
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -72,42 +78,36 @@ class LSTM(Layer):
         self.unroll = bool(unroll)
         self.kernel = self.recurrent_kernel = self.bias = None
 
+    # ----- building
     def build(self, input_shape):
+        kind = type(self).__name__
         if len(input_shape) != 3:
             raise ValueError(
-                f"LSTM {self.name!r} expects 3-D input (batch, time, features), got shape "
+                f"{kind} {self.name!r} expects 3-D input (batch, time, features), got shape "
                 f"{input_shape}"
             )
         in_dim = input_shape[-1]
         if in_dim is None:
-            raise ValueError(f"LSTM {self.name!r}: the feature size of the input must be "
+            raise ValueError(f"{kind} {self.name!r}: the feature size of the input must be "
                              f"known, got {input_shape}")
-        u = self.units
-        self.kernel = self.add_weight("kernel", (in_dim, 4 * u), self.kernel_initializer)
-        self.recurrent_kernel = self.add_weight(
-            "recurrent_kernel", (u, 4 * u), self.recurrent_initializer
-        )
+        width = self._gates * self.units
+        self.kernel = self.add_weight("kernel", (in_dim, width), self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
+                                                self.recurrent_initializer)
         if self.use_bias:
-            if self.unit_forget_bias:
-                bias_init = self.bias_initializer
+            self.bias = self.add_weight("bias", self._bias_shape(), self._bias_init())
 
-                def forget_ones(shape, dtype="float32"):
-                    # Keras: the forget gate's bias block starts at one
-                    return np.concatenate([
-                        bias_init((u,), dtype=dtype),
-                        np.ones((u,), dtype=dtype),
-                        bias_init((2 * u,), dtype=dtype),
-                    ])
+    def _bias_shape(self):
+        return (self._gates * self.units,)
 
-                self.bias = self.add_weight("bias", (4 * u,), forget_ones)
-            else:
-                self.bias = self.add_weight("bias", (4 * u,), self.bias_initializer)
+    def _bias_init(self):
+        return self.bias_initializer
 
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]
         out = (batch, time, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
-            return [out, (batch, self.units), (batch, self.units)]
+            return [out] + [(batch, self.units)] * self._state_count
         return out
 
     def compute_mask(self, x, mask=None):
@@ -118,50 +118,94 @@ class LSTM(Layer):
         return None
 
     def _training_changes_forward(self):
-        return self.dropout > 0
+        return self.dropout > 0 or self.recurrent_dropout > 0
 
-    # x: (B, T, D), mask: (B, T) bool -> (B, T, u) or (B, u) [, h (B, u), c (B, u)]
-    def forward(self, x, mask=None, training=False):
+    # ----- dropout masks, drawn on the host (the same stream on every backend)
+    def _random(self, shape, dtype):
+        if self._rng is not None:
+            return self._rng.random(shape, dtype=dtype)
+        from fastseq.utils import get_rng
+
+        return get_rng().random(shape, dtype=dtype)
+
+    def _scale_mask(self, shape, rate, dtype):
+        keep = self._random(shape, dtype) >= rate
+        mask = keep.astype(dtype)
+        mask *= 1.0 / (1.0 - rate)
+        return self.ops.asarray(mask)
+
+    def _dropout_masks(self, x):
+        """(input scale applied before the kernel (B, 1, D) or None, per-gate input masks
+        (G, B, D) or None, per-gate recurrent masks (G, B, u) or None)."""
+        batch, _, dim = tuple(x.shape)
+        dtype = x.dtype
+        if self.recurrent_dropout == 0:
+            if self.dropout == 0:
+                return None, None, None
+            # one mask per sequence and feature, shared by all steps and gates
+            return self._scale_mask((batch, 1, dim), self.dropout, dtype), None, None
+        gates = self._gates
+        inputs = (self._scale_mask((gates, batch, dim), self.dropout, dtype)
+                  if self.dropout > 0 else None)
+        recurrent = self._scale_mask((gates, batch, self.units), self.recurrent_dropout, dtype)
+        return None, inputs, recurrent
+
+    # ----- forward / backward
+    def _check_initial_state(self, initial_state, x):
+        if initial_state is None:
+            return [None] * self._state_count
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+            else [initial_state]
+        if len(states) != self._state_count:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} expects {self._state_count} initial "
+                f"state(s), got {len(states)}")
+        want = (x.shape[0], self.units)
+        out = []
+        for state in states:
+            if tuple(state.shape) != want:
+                raise ValueError(f"{type(self).__name__} {self.name!r}: an initial state must "
+                                 f"have shape (batch, units) = {want}, got {tuple(state.shape)}")
+            out.append(self.ops.asarray(state, dtype=x.dtype) if not self.ops.owns(state)
+                       else state)
+        return out
+
+    # x: (B, T, D), mask: (B, T) bool -> (B, T, u) or (B, u) [, states (B, u) ...]
+    def forward(self, x, mask=None, training=False, initial_state=None):
         self._check_input(x)
         if mask is not None and mask.shape != tuple(x.shape[:2]):
             raise ValueError(
-                f"LSTM {self.name!r}: mask of shape {mask.shape} does not fit the input {x.shape}"
+                f"{type(self).__name__} {self.name!r}: mask of shape {mask.shape} does not "
+                f"fit the input {tuple(x.shape)}"
             )
+        states = self._check_initial_state(initial_state, x)
         ops = self.ops
-        dropout_mask = None
-        if training and self.dropout > 0:
-            from fastseq.utils import get_rng
-
-            # one dropout mask per sequence and feature, shared by all steps (Keras)
-            keep = get_rng().random((x.shape[0], 1, x.shape[2]), dtype=x.dtype) >= self.dropout
-            dropout_mask = keep.astype(x.dtype)
-            dropout_mask *= 1.0 / (1.0 - self.dropout)
-            dropout_mask = ops.asarray(dropout_mask)
-            x = ops.multiply(x, dropout_mask)
-        outputs, h_last, c_last, cache = ops.lstm_forward(
-            x, self.kernel.data, self.recurrent_kernel.data,
-            None if self.bias is None else self.bias.data,
-            mask=mask, go_backwards=self.go_backwards, training=training,
-        )
-        self._cache = (cache, dropout_mask) if training else None
-        out = outputs if self.return_sequences else h_last
+        scale = input_masks = recurrent_masks = None
+        if training:
+            scale, input_masks, recurrent_masks = self._dropout_masks(x)
+        if scale is not None:
+            x = ops.multiply(x, scale)
+        outputs, last_states, cache = self._kernel_forward(
+            x, states, mask, training, input_masks, recurrent_masks)
+        self._cache = (cache, scale) if training else None
+        out = outputs if self.return_sequences else last_states[0]
         if self.return_state:
-            return [out, h_last, c_last]
+            return [out] + list(last_states)
         return out
 
     # grad_y: (B, T, u) with return_sequences, else (B, u) -> grad_x: (B, T, D)
     def backward(self, grad_y, need_input_grad=True):
         if self.return_state:
             raise NotImplementedError(
-                f"LSTM {self.name!r}: training through return_state=True is not supported"
+                f"{type(self).__name__} {self.name!r}: training through return_state=True is "
+                "not supported"
             )
-        cache, dropout_mask = self._cache
+        cache, scale = self._cache
         self._cache = None
-        ops = self.ops
         if self.return_sequences:
-            grads = ops.lstm_backward(cache, grad_outputs=grad_y)
+            grads = self._kernel_backward(cache, grad_outputs=grad_y)
         else:
-            grads = ops.lstm_backward(cache, grad_h_last=grad_y)
+            grads = self._kernel_backward(cache, grad_h_last=grad_y)
         dx, dkernel, drecurrent, dbias = grads[:4]
         if self.kernel.trainable:
             self.kernel.grad = dkernel
@@ -171,28 +215,198 @@ class LSTM(Layer):
             self.bias.grad = dbias
         if not need_input_grad:
             return None
-        if dropout_mask is not None:
-            dx = ops.multiply(dx, dropout_mask, out=dx)
+        if scale is not None:
+            dx = self.ops.multiply(dx, scale, out=dx)
         return dx
+
+    def __call__(self, x, training=False, mask=None, initial_state=None):
+        if initial_state is None:
+            return super().__call__(x, training=training, mask=mask)
+        x = np.asarray(x)
+        if not self.built:
+            self._build_for((None,) + x.shape[1:])
+        ops = self.ops
+        x = ops.asarray(x, dtype=self.dtype)
+        y = self.forward(x, mask=mask, training=training, initial_state=initial_state)
+        return [ops.to_numpy(t) for t in y] if isinstance(y, list) else ops.to_numpy(y)
+
+    def _kernel_weights(self):
+        return (self.kernel.data, self.recurrent_kernel.data,
+                None if self.bias is None else self.bias.data)
+
+    def _kernel_forward(self, x, states, mask, training, input_masks, recurrent_masks):
+        """(outputs (B, T, u), [last states], cache) from the layer's kernel pair."""
+        raise NotImplementedError
+
+    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
+        raise NotImplementedError
 
     def get_config(self):
         config = super().get_config()
         config.update({
             "units": self.units,
-            "activation": self.activation,
-            "recurrent_activation": self.recurrent_activation,
             "use_bias": self.use_bias,
             "kernel_initializer": _initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": _initializers.serialize(self.recurrent_initializer),
             "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "unit_forget_bias": self.unit_forget_bias,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
-            "implementation": self.implementation,
+            "seed": self.seed,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
             "unroll": self.unroll,
         })
+        return config
+
+
+class LSTM(_RNN):
+    """Keras's LSTM on (batch, time, features) inputs (activation tanh, recurrent activation
+    sigmoid: the fused kernels'). With ``return_state`` the layer returns ``[output, h, c]``
+    and must be the model's last layer."""
+
+    _gates = 4
+    _state_count = 2
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, implementation=2, **kwargs):
+        if activation != "tanh" or recurrent_activation != "sigmoid":
+            raise NotImplementedError(
+                "LSTM: fastseq's kernels implement activation='tanh' with "
+                f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}"
+            )
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.activation = "tanh"
+        self.recurrent_activation = "sigmoid"
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.implementation = implementation
+
+    def _bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        u, bias_init = self.units, self.bias_initializer
+
+        def forget_ones(shape, dtype="float32"):
+            # Keras: the forget gate's bias block starts at one
+            return np.concatenate([
+                bias_init((u,), dtype=dtype),
+                np.ones((u,), dtype=dtype),
+                bias_init((2 * u,), dtype=dtype),
+            ])
+
+        return forget_ones
+
+    def _kernel_forward(self, x, states, mask, training, input_masks, recurrent_masks):
+        h0, c0 = states
+        masks = {}
+        if recurrent_masks is not None:  # only then: the kernels' plain path is unchanged
+            masks = dict(input_masks=input_masks, recurrent_masks=recurrent_masks)
+        outputs, h_last, c_last, cache = self.ops.lstm_forward(
+            x, *self._kernel_weights(), h0=h0, c0=c0, mask=mask,
+            go_backwards=self.go_backwards, training=training, **masks)
+        return outputs, [h_last, c_last], cache
+
+    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
+        return self.ops.lstm_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "activation": self.activation,
+            "recurrent_activation": self.recurrent_activation,
+            "unit_forget_bias": self.unit_forget_bias,
+            "implementation": self.implementation,
+        })
+        return config
+
+
+class GRU(_RNN):
+    """Keras's GRU (Cho et al. 2014): gates z, r, h; ``reset_after=True`` (Keras's default,
+    cuDNN-compatible) applies the reset gate after the recurrent product and keeps separate
+    input and recurrent biases, bias (2, 3u); ``reset_after=False``, bias (3u,). Activation
+    tanh, recurrent activation sigmoid. ``return_state``: ``[output, h]``."""
+
+    _gates = 3
+    _state_count = 1
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", reset_after=True, implementation=2, **kwargs):
+        if activation != "tanh" or recurrent_activation != "sigmoid":
+            raise NotImplementedError(
+                "GRU: fastseq's kernels implement activation='tanh' with "
+                f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}"
+            )
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.activation = "tanh"
+        self.recurrent_activation = "sigmoid"
+        self.reset_after = bool(reset_after)
+        self.implementation = implementation
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _kernel_forward(self, x, states, mask, training, input_masks, recurrent_masks):
+        outputs, h_last, cache = self.ops.gru_forward(
+            x, *self._kernel_weights(), h0=states[0], mask=mask,
+            go_backwards=self.go_backwards, training=training, reset_after=self.reset_after,
+            input_masks=input_masks, recurrent_masks=recurrent_masks)
+        return outputs, [h_last], cache
+
+    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
+        return self.ops.gru_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "activation": self.activation,
+            "recurrent_activation": self.recurrent_activation,
+            "reset_after": self.reset_after,
+            "implementation": self.implementation,
+        })
+        return config
+
+
+class SimpleRNN(_RNN):
+    """Keras's SimpleRNN: ``h = activation(x @ kernel + h @ recurrent_kernel + bias)``, with
+    activation tanh (default), relu, sigmoid or linear. ``return_state``: ``[output, h]``."""
+
+    _gates = 1
+    _state_count = 1
+    _ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        name = _activations.get(activation).name
+        if name not in self._ACTIVATIONS:
+            raise NotImplementedError(
+                f"SimpleRNN: fastseq's kernels implement activation in {self._ACTIVATIONS}, "
+                f"got {activation!r}")
+        self.activation = name
+
+    def _kernel_forward(self, x, states, mask, training, input_masks, recurrent_masks):
+        outputs, h_last, cache = self.ops.simple_rnn_forward(
+            x, *self._kernel_weights(), h0=states[0], mask=mask,
+            go_backwards=self.go_backwards, training=training, activation=self.activation,
+            input_mask=None if input_masks is None else input_masks[0],
+            recurrent_mask=None if recurrent_masks is None else recurrent_masks[0])
+        return outputs, [h_last], cache
+
+    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
+        return self.ops.simple_rnn_backward(cache, grad_outputs=grad_outputs,
+                                            grad_h_last=grad_h_last)
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = self.activation
         return config

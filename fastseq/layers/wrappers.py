@@ -1,0 +1,251 @@
+"""Bidirectional: a recurrent layer run forwards and backwards over the sequence, merged.
+
+Keras 3's semantics (keras/src/layers/rnn/bidirectional.py): the forward layer is a fresh
+copy of the given layer named ``forward_<name>``; the backward layer is ``backward_layer``
+or a copy with ``go_backwards`` flipped, named ``backward_<name>``. With
+``return_sequences`` the backward outputs are flipped back into time order and masked steps
+output zeros in both directions (Keras forces ``zero_output_for_mask`` there). Merge modes:
+concat (last axis), sum, mul, ave, or None (a list of both). With ``return_state`` the
+output is followed by the forward layer's states, then the backward layer's. Weights: the
+forward layer's, then the backward layer's.
+"""
+from .base import Layer, deserialize, serialize
+
+__all__ = ["Bidirectional"]
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _renamed_copy(layer, name, **changes):
+    config = layer.get_config()
+    config.update(changes, name=name)
+    config.pop("batch_input_shape", None)
+    return type(layer).from_config(config)
+
+
+def _without_prefix(name, prefix):
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+class Bidirectional(Layer):
+    """``Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)``
+    over LSTM, GRU or SimpleRNN (or any layer with their ``go_backwards`` /
+    ``return_sequences`` / ``return_state`` attributes)."""
+
+    _mask_policy = "consume"
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
+                 **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError("Please initialize `Bidirectional` layer with a fastseq Layer "
+                             f"instance. Received: {layer!r}")
+        if backward_layer is not None and not isinstance(backward_layer, Layer):
+            raise ValueError("`backward_layer` need to be a fastseq Layer instance. Received: "
+                             f"{backward_layer!r}")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"Invalid merge mode. Received: {merge_mode!r}. Merge mode "
+                             "should be one of {'sum', 'mul', 'ave', 'concat', None}")
+        for attribute in ("go_backwards", "return_sequences", "return_state"):
+            if not hasattr(layer, attribute):
+                raise ValueError(f"Bidirectional wraps a recurrent layer (LSTM, GRU, "
+                                 f"SimpleRNN); {type(layer).__name__} has no {attribute!r}")
+        if "input_shape" not in kwargs and "batch_input_shape" not in kwargs \
+                and layer._batch_input_shape is not None:
+            kwargs["batch_input_shape"] = layer._batch_input_shape
+        kwargs.setdefault("dtype", layer.dtype)  # computes in the wrapped layer's dtype
+        super().__init__(**kwargs)
+        self.forward_layer = _renamed_copy(
+            layer, "forward_" + _without_prefix(layer.name, "forward_"))
+        if backward_layer is None:
+            self.backward_layer = _renamed_copy(
+                layer, "backward_" + _without_prefix(layer.name, "backward_"),
+                go_backwards=not layer.go_backwards)
+        else:
+            self.backward_layer = backward_layer
+        forward, backward = self.forward_layer, self.backward_layer
+        if forward.go_backwards == backward.go_backwards:
+            raise ValueError(
+                "Forward layer and backward layer should have different `go_backwards` value. "
+                f"Received: forward_layer.go_backwards {forward.go_backwards}, "
+                f"backward_layer.go_backwards={backward.go_backwards}")
+        for attribute in ("return_sequences", "return_state"):
+            if getattr(forward, attribute) != getattr(backward, attribute):
+                raise ValueError(
+                    "Forward layer and backward layer are expected to have the same value for "
+                    f'attribute "{attribute}", got "{getattr(forward, attribute)}" for forward '
+                    f'layer and "{getattr(backward, attribute)}" for backward layer')
+        self.merge_mode = merge_mode
+        self.return_sequences = forward.return_sequences
+        self.return_state = forward.return_state
+        self.stateful = False
+        if weights:
+            half = len(weights) // 2
+            forward._initial_weights = weights[:half]
+            backward._initial_weights = weights[half:]
+
+    # ----- the two layers' weights are this layer's
+    def _sublayers(self):
+        return (self.forward_layer, self.backward_layer)
+
+    @property
+    def weights(self):
+        return [v for layer in self._sublayers() for v in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for layer in self._sublayers() for v in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for layer in self._sublayers() for v in layer.non_trainable_weights]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _set_ops(self, ops):
+        self._ops = ops
+        for layer in self._sublayers():
+            layer._set_ops(ops)
+
+    def get_weights(self):
+        return [w for layer in self._sublayers() for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        from .base import assign_checked
+
+        assign_checked(self.weights, weights, "layer", self.name, self.built)
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer {self.name!r}, but the "
+                             "layer isn't built.")
+        return sum(layer.count_params() for layer in self._sublayers())
+
+    # ----- shapes and masks
+    def build(self, input_shape):
+        for layer in self._sublayers():
+            layer._build_for(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            shape, states = shape[0], list(shape[1:])
+        if self.merge_mode == "concat":
+            shape = tuple(shape[:-1]) + (None if shape[-1] is None else 2 * shape[-1],)
+        out = [shape, shape] if self.merge_mode is None else [shape]
+        if self.return_state or self.merge_mode is None:
+            return out + states + states
+        return shape
+
+    def compute_mask(self, x, mask=None):
+        if self.return_sequences and self.merge_mode is not None and not self.return_state:
+            return mask
+        return None
+
+    def _training_changes_forward(self):
+        return any(layer._training_changes_forward() for layer in self._sublayers())
+
+    # ----- forward / backward
+    # x: (B, T, D) -> (B, T, 2u) (concat, return_sequences) or (B, 2u); [+ states]
+    def forward(self, x, mask=None, training=False, initial_state=None):
+        ops = self.ops
+        forward_state = backward_state = None
+        if initial_state is not None:
+            half = len(initial_state) // 2
+            forward_state, backward_state = initial_state[:half], initial_state[half:]
+        y = self.forward_layer.forward(x, mask=mask, training=training,
+                                       initial_state=forward_state)
+        y_rev = self.backward_layer.forward(x, mask=mask, training=training,
+                                            initial_state=backward_state)
+        states = []
+        if self.return_state:
+            states = list(y[1:]) + list(y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        step_mask = None
+        if self.return_sequences:
+            y_rev = ops.flip_time(y_rev)
+            if mask is not None and not mask.all():
+                # Keras: masked steps output zeros in a Bidirectional's sequences
+                step_mask = ops.asarray(
+                    mask[:, :, None].astype(x.dtype) * self._ones_like_units(y))
+                y = ops.multiply(y, step_mask)
+                y_rev = ops.multiply(y_rev, step_mask)
+        merge = self.merge_mode
+        if merge == "concat":
+            out = ops.concatenate_last(y, y_rev)
+        elif merge == "sum":
+            out = ops.add(y, y_rev)
+        elif merge == "ave":
+            out = ops.scaled(ops.add(y, y_rev), 0.5)
+        elif merge == "mul":
+            out = ops.multiply(y, y_rev)
+        else:
+            out = [y, y_rev]
+        if training:
+            self._cache = (y, y_rev, step_mask) if merge == "mul" else (None, None, step_mask)
+        if self.return_state:
+            return (out if isinstance(out, list) else [out]) + states
+        return out
+
+    @staticmethod
+    def _ones_like_units(y):
+        import numpy as np
+
+        return np.ones((1, 1, tuple(y.shape)[-1]), dtype=y.dtype)
+
+    # grad_y: the merged output's gradient -> grad_x: (B, T, D)
+    def backward(self, grad_y, need_input_grad=True):
+        if self.return_state or self.merge_mode is None:
+            raise NotImplementedError(
+                f"Bidirectional {self.name!r}: training through return_state=True or "
+                "merge_mode=None is not supported")
+        ops = self.ops
+        y, y_rev, step_mask = self._cache
+        self._cache = None
+        merge = self.merge_mode
+        if merge == "concat":
+            grad_f, grad_b = ops.split_last(grad_y)
+        elif merge == "sum":
+            grad_f, grad_b = grad_y, ops.scaled(grad_y, 1.0)
+        elif merge == "ave":
+            grad_f = ops.scaled(grad_y, 0.5)
+            grad_b = ops.scaled(grad_y, 0.5)
+        else:  # mul
+            grad_f, grad_b = ops.multiply(grad_y, y_rev), ops.multiply(grad_y, y)
+        if step_mask is not None:
+            grad_f = ops.multiply(grad_f, step_mask)
+            grad_b = ops.multiply(grad_b, step_mask)
+        if self.return_sequences:
+            grad_b = ops.flip_time(grad_b)
+        dx = self.forward_layer.backward(grad_f, need_input_grad=need_input_grad)
+        dx_rev = self.backward_layer.backward(grad_b, need_input_grad=need_input_grad)
+        if not need_input_grad:
+            return None
+        return ops.add(dx, dx_rev, out=dx)
+
+    # ----- config
+    def get_config(self):
+        config = super().get_config()
+        config.update({"merge_mode": self.merge_mode,
+                       "layer": serialize(self.forward_layer),
+                       "backward_layer": serialize(self.backward_layer)})
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("batch_input_shape"), list):
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        config["layer"] = deserialize(config["layer"], custom_objects=custom_objects)
+        backward = config.pop("backward_layer", None)
+        if backward is not None:
+            config["backward_layer"] = deserialize(backward, custom_objects=custom_objects)
+        return cls(**config)
