@@ -362,10 +362,25 @@ def _short_name(var):
     return name[:-2] if name.endswith(":0") else name
 
 
-def _keras2_weight_name(layer, var):
+def _weight_paths(layer):
+    """A unique path for each of a layer's weights: ``dense/kernel``, and for a
+    Bidirectional ``bidirectional/forward_lstm/kernel``."""
+    sublayers = getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)
+    if all(sublayers):
+        return [f"{layer.name}/{path}" for sub in sublayers for path in _weight_paths(sub)]
+    return [f"{layer.name}/{_short_name(var)}" for var in _layer_weights(layer)]
+
+
+def _keras2_weight_names(layer):
+    """Keras 2's names of a layer's weights: ``dense/kernel:0``, ``lstm/lstm_cell/kernel:0``,
+    ``bidirectional/forward_lstm/lstm_cell/kernel:0``."""
+    sublayers = getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)
+    if all(sublayers):  # a Bidirectional: its two layers' names under its own
+        return [f"{layer.name}/{name}" for sub in sublayers
+                for name in _keras2_weight_names(sub)]
     cell = _CELL_NAMES.get(type(layer).__name__)
     prefix = f"{layer.name}/{cell}" if cell else layer.name
-    return f"{prefix}/{_short_name(var)}:0"
+    return [f"{prefix}/{_short_name(var)}:0" for var in _layer_weights(layer)]
 
 
 def _weighted_layers(model):
@@ -531,7 +546,7 @@ def _write_keras2_weights(group, model):
     for layer in sorted(layers, key=lambda l: l.name):
         g = group.create_group(layer.name)
         variables = _layer_weights(layer)
-        names = [_keras2_weight_name(layer, var) for var in variables]
+        names = _keras2_weight_names(layer)
         _save_h5_attr(g, "weight_names", names)
         for name, var in zip(names, variables):
             _create_checked_dataset(g, name, var.value)
@@ -571,15 +586,24 @@ def _write_keras3_weights(f, model):
     f.create_group("vars").attrs["name"] = str(getattr(model, "name", "sequential"))
     layers_group = f.create_group("layers")
     for key, layer in zip(_keras3_layer_keys(model), _layers(model)):
-        g = layers_group.create_group(key)
-        cell = _CELL_NAMES.get(type(layer).__name__)
-        own = g.create_group("vars")
-        own.attrs["name"] = layer.name
-        if cell:
-            own = g.create_group("cell").create_group("vars")
-            own.attrs["name"] = cell
-        for i, var in enumerate(_layer_weights(layer)):
-            _create_checked_dataset(own, str(i), var.value)
+        _write_keras3_layer(layers_group.create_group(key), layer)
+
+
+def _write_keras3_layer(g, layer):
+    # Keras 3 stores a layer's own vars, then its sub-objects' under their attribute names:
+    # an RNN's cell ("cell/vars"), a Bidirectional's "forward_layer" and "backward_layer"
+    own = g.create_group("vars")
+    own.attrs["name"] = layer.name
+    if getattr(layer, "forward_layer", None) is not None:
+        _write_keras3_layer(g.create_group("forward_layer"), layer.forward_layer)
+        _write_keras3_layer(g.create_group("backward_layer"), layer.backward_layer)
+        return
+    cell = _CELL_NAMES.get(type(layer).__name__)
+    if cell:
+        own = g.create_group("cell").create_group("vars")
+        own.attrs["name"] = cell
+    for i, var in enumerate(_layer_weights(layer)):
+        _create_checked_dataset(own, str(i), var.value)
 
 
 def _read_keras3_weights(f, model):
@@ -595,7 +619,9 @@ def _read_keras3_weights(f, model):
             for k in sorted(v, key=int):
                 what = f"weight {v[k].name!r}" + (f" (layer {owner!r})" if owner else "")
                 values.append(_read_dataset(v[k], what))
-        for child in sorted(k for k in g if k != "vars"):
+        # a Bidirectional's weights are the forward layer's, then the backward layer's
+        first = {"forward_layer": 0, "backward_layer": 1}
+        for child in sorted((k for k in g if k != "vars"), key=lambda k: (first.get(k, 2), k)):
             if hasattr(g[child], "keys"):
                 collect(g[child], values, owner)
         return values
@@ -703,8 +729,7 @@ def _optimizer_state(model):
             return None
         owners.append(where[id(var)])
     layers = _layers(model)
-    var_names = [f"{layers[li].name}/{_short_name(_layer_weights(layers[li])[wi])}"
-                 for li, wi in owners]
+    var_names = [_weight_paths(layers[li])[wi] for li, wi in owners]
     return optimizer.state_names(var_names), optimizer.get_state(), owners
 
 

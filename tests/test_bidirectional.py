@@ -158,3 +158,54 @@ def test_global_pooling_after_bidirectional_sequences_sees_the_mask():
     x = np.array([[0, 0, 3, 4, 8]])
     want = model.layers[1](model.layers[0](x), mask=x != 0)[0, 2:].mean(axis=0)
     np.testing.assert_allclose(model.predict(x, verbose=0)[0], want, rtol=1e-6)
+
+
+def _bidirectional_model():
+    return Sequential([Embedding(50, 4, input_length=6),
+                       Bidirectional(LSTM(3, return_sequences=True)),
+                       Bidirectional(LSTM(2), merge_mode="ave"), Dense(1, activation="sigmoid")])
+
+
+@pytest.mark.parametrize("name", ["w.npz", "w.h5", "w.weights.h5"])
+def test_weights_files_round_trip(tmp_path, name):
+    pytest.importorskip("h5py")
+    set_random_seed(0)
+    model, other = _bidirectional_model(), _bidirectional_model()
+    model.save_weights(str(tmp_path / name))
+    other.load_weights(str(tmp_path / name))
+    for got, want in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_keras_layouts_of_the_weights(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    model = _bidirectional_model()
+    model.save_weights(str(tmp_path / "k2.h5"))
+    model.save_weights(str(tmp_path / "k3.weights.h5"))
+    with h5py.File(tmp_path / "k2.h5") as f:  # Keras 2: names under the wrapper's
+        names = [n.decode() for n in f["bidirectional"].attrs["weight_names"]]
+    assert names[0] == "bidirectional/forward_lstm/lstm_cell/kernel:0"
+    assert names[3] == "bidirectional/backward_lstm/lstm_cell/kernel:0"
+    with h5py.File(tmp_path / "k3.weights.h5") as f:  # Keras 3: attribute paths
+        fwd = f["layers/bidirectional/forward_layer/cell/vars/0"][()]
+        bwd = f["layers/bidirectional/backward_layer/cell/vars/0"][()]
+    np.testing.assert_array_equal(fwd, model.layers[1].forward_layer.kernel.value)
+    np.testing.assert_array_equal(bwd, model.layers[1].backward_layer.kernel.value)
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5"])
+def test_whole_model_files_keep_the_wrapper_and_optimizer_state(tmp_path, name):
+    pytest.importorskip("h5py")
+    from fastseq.models import load_model
+
+    model = _bidirectional_model()
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).integers(0, 50, (8, 6))
+    y = np.random.default_rng(1).integers(0, 2, 8)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(str(tmp_path / name))
+    loaded = load_model(str(tmp_path / name))
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        "Embedding", "Bidirectional", "Bidirectional", "Dense"]
+    assert loaded.layers[2].merge_mode == "ave" and loaded.optimizer.iterations == 1
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
