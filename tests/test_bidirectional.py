@@ -179,6 +179,9 @@ def test_weights_files_round_trip(tmp_path, name):
 
 def test_keras_layouts_of_the_weights(tmp_path):
     h5py = pytest.importorskip("h5py")
+    from fastseq.backend import clear_session
+
+    clear_session()  # Keras's automatic names: bidirectional, bidirectional_1, lstm...
     model = _bidirectional_model()
     model.save_weights(str(tmp_path / "k2.h5"))
     model.save_weights(str(tmp_path / "k3.weights.h5"))
