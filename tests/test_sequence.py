@@ -164,6 +164,8 @@ def test_unknown_padding_fails_even_without_data():
 def test_bad_containers():
     with pytest.raises(ValueError, match="must be a list of sequences"):
         pad_sequences(x for x in [[1]])
+    with pytest.raises(ValueError, match="rank >= 2, got a 0-d array"):
+        pad_sequences(np.array(3))
     with pytest.raises(ValueError, match="must be a list of iterables.*position 1"):
         pad_sequences([[1], 5])
     with pytest.raises(TypeError, match=r"sequences\[0\] is a str"):

@@ -95,6 +95,9 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         raise TypeError(f"maxlen must be None or an int, got {type(maxlen).__name__}")
     if maxlen is not None and maxlen < 0:
         raise ValueError(f"maxlen must be >= 0, got {maxlen}")
+    if isinstance(sequences, np.ndarray) and sequences.ndim == 0:
+        raise ValueError("`sequences` must be a list of sequences or an array of rank >= 2, got "
+                         "a 0-d array")
     if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
         raise ValueError("`sequences` must be a list of sequences (something with a length), "
                          f"got {type(sequences).__name__}")
