@@ -19,6 +19,9 @@ IMDB = dict(vocab=5000, dim=32, units=100, batch=64, steps=500)
 IMDB_QUICK = dict(IMDB, steps=100)
 SEED004_LSTM = dict(vocab=1024, dim=256, units=128, batch=16, steps=100)
 SEED004_CONV = dict(batch=16, steps=64, channels=100)
+# Keras's examples/imdb_bidirectional_lstm.py: Embedding(20000, 128) -> Bidirectional(LSTM(64))
+IMDB_BIDIRECTIONAL = dict(vocab=20000, dim=128, units=64, batch=32, steps=100)
+IMDB_BIDIRECTIONAL_QUICK = dict(IMDB_BIDIRECTIONAL, steps=50)
 
 
 def _seeded_models(build, compile_args):
@@ -58,6 +61,53 @@ def _lstm_inputs(vocab, dim, units, batch, steps, optimizer, dropout):
             "x": rng.integers(1, vocab, (batch, steps)).astype(np.int32),
             "y": rng.integers(0, 2, batch).astype(np.float32),
             "weights": fast.get_weights(), "optimizer": optimizer, "dropout": dropout,
+        }
+    return make
+
+
+def _recurrent_dropout_inputs(vocab, dim, units, batch, steps):
+    """The IMDB LSTM step with LSTM(units, dropout=0.2, recurrent_dropout=0.2) as "fast" and
+    the same model without recurrent_dropout as the baseline: the cost of the feature."""
+    def make():
+        from fastseq.layers import LSTM, Dense, Embedding
+        from fastseq.models import Sequential
+        from fastseq.utils import set_random_seed
+
+        models = []
+        for rate in (0.2, 0.0):
+            set_random_seed(0)
+            model = Sequential([Embedding(vocab, dim, input_length=steps),
+                                LSTM(units, dropout=0.2, recurrent_dropout=rate),
+                                Dense(1, activation="sigmoid")])
+            model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+            models.append(model)
+        rng = np.random.default_rng(0)
+        return {"fast_model": models[0], "base_model": models[1],
+                "x": rng.integers(1, vocab, (batch, steps)).astype(np.int32),
+                "y": rng.integers(0, 2, batch).astype(np.float32)}
+    return make
+
+
+def _bidirectional_inputs(vocab, dim, units, batch, steps, dropout):
+    def make():
+        from fastseq.layers import LSTM, Bidirectional, Dense, Dropout, Embedding
+        from fastseq.models import Sequential
+
+        def build():
+            layers = [Embedding(vocab, dim, input_length=steps), Bidirectional(LSTM(units))]
+            if dropout:
+                layers.append(Dropout(dropout))
+            layers.append(Dense(1, activation="sigmoid"))
+            return Sequential(layers)
+
+        fast, base = _seeded_models(build, dict(optimizer="adam", loss="binary_crossentropy",
+                                                metrics=["accuracy"]))
+        rng = np.random.default_rng(0)
+        return {
+            "fast_model": fast, "base_model": base,
+            "x": rng.integers(1, vocab, (batch, steps)).astype(np.int32),
+            "y": rng.integers(0, 2, batch).astype(np.float32),
+            "weights": fast.get_weights(), "optimizer": "adam", "dropout": dropout,
         }
     return make
 
@@ -141,6 +191,52 @@ def _torch_lstm(inputs):
     return step
 
 
+def _torch_bidirectional(inputs):
+    import torch
+
+    (emb_w, kernel, recurrent, bias, kernel_b, recurrent_b, bias_b, dense_k,
+     dense_b) = inputs["weights"]
+    vocab, dim = emb_w.shape
+    units = recurrent.shape[0]
+    dropout = inputs["dropout"]
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, dim)
+            self.lstm = torch.nn.LSTM(dim, units, batch_first=True, bidirectional=True)
+            self.drop = torch.nn.Dropout(dropout)
+            self.out = torch.nn.Linear(2 * units, 1)
+            with torch.no_grad():  # Keras layouts -> torch, forward then reverse direction
+                self.emb.weight.copy_(torch.from_numpy(emb_w))
+                for suffix, (k, r, b) in (("", (kernel, recurrent, bias)),
+                                          ("_reverse", (kernel_b, recurrent_b, bias_b))):
+                    getattr(self.lstm, "weight_ih_l0" + suffix).copy_(torch.from_numpy(k.T))
+                    getattr(self.lstm, "weight_hh_l0" + suffix).copy_(torch.from_numpy(r.T))
+                    getattr(self.lstm, "bias_ih_l0" + suffix).copy_(torch.from_numpy(b))
+                    getattr(self.lstm, "bias_hh_l0" + suffix).zero_()
+                self.out.weight.copy_(torch.from_numpy(dense_k.T))
+                self.out.bias.copy_(torch.from_numpy(dense_b))
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(self.emb(x))  # h: (2, B, H), forward then backward
+            return self.out(self.drop(torch.cat([h[0], h[1]], dim=1)))[:, 0]
+
+    model = Model().train()
+    opt = _torch_optimizer(torch, inputs["optimizer"], model.parameters())
+    x = torch.from_numpy(inputs["x"].astype(np.int64))
+    y = torch.from_numpy(inputs["y"])
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+    return step
+
+
 def _torch_conv(inputs):
     import torch
 
@@ -191,6 +287,7 @@ def _conv_flops(batch, steps, channels):
 
 def cases(quick=False):
     imdb = IMDB_QUICK if quick else IMDB
+    bidirectional = IMDB_BIDIRECTIONAL_QUICK if quick else IMDB_BIDIRECTIONAL
     out = [
         Case(
             family="train", name="IMDB LSTM step (seed 002)",
@@ -215,6 +312,30 @@ def cases(quick=False):
             baseline=_base_step, fast=_fast_step, torch=_torch_conv,
             flops=_conv_flops(**SEED004_CONV),
             note="4 Conv1D + MaxPooling1D + GlobalAveragePooling1D + Dense, BCE, RMSprop",
+        ),
+        Case(
+            family="train", name="IMDB Bidirectional(LSTM) step (keras example)",
+            shape="V={vocab} D={dim} H={units} B={batch} T={steps}".format(**bidirectional),
+            make_inputs=_bidirectional_inputs(**bidirectional, dropout=0.5),
+            baseline=_base_step, fast=_fast_step, torch=_torch_bidirectional,
+            flops=2 * _lstm_flops(**bidirectional),
+            note="Embedding -> Bidirectional(LSTM) -> Dropout(0.5) -> Dense(sigmoid), Adam",
+        ),
+        Case(
+            family="train", name="IMDB Bidirectional(LSTM(100)) step",
+            shape="V={vocab} D={dim} H={units} B={batch} T={steps}".format(**imdb),
+            make_inputs=_bidirectional_inputs(**imdb, dropout=0.0),
+            baseline=_base_step, fast=_fast_step, torch=_torch_bidirectional,
+            flops=2 * _lstm_flops(**imdb),
+            note="the seed's IMDB model with its LSTM made bidirectional",
+        ),
+        Case(
+            family="train", name="IMDB LSTM step, recurrent_dropout=0.2",
+            shape="V={vocab} D={dim} H={units} B={batch} T={steps}".format(**imdb),
+            make_inputs=_recurrent_dropout_inputs(**imdb),
+            baseline=_base_step, fast=_fast_step, flops=_lstm_flops(**imdb),
+            note="LSTM(dropout=0.2, recurrent_dropout=0.2); BASELINE: the same step without "
+                 "recurrent_dropout (speed-up = 1 / its cost)",
         ),
     ]
     return out
