@@ -378,7 +378,7 @@ def test_pre_padded_batch_skips_padding_and_outputs_h0_before_it():
     np.testing.assert_array_equal(h_last, trimmed_h)
     # the two padding steps are not computed at all: the cache holds 4 steps, not 6
     assert cache["blocks"][0]["x_t"].shape[1] == 4
-    assert cache["blocks"][0]["h_cols"].shape[1] == 5
+    assert cache["blocks"][0]["hs"].shape[0] == 5
 
 
 def test_go_backwards_returns_outputs_in_processing_order():
