@@ -671,3 +671,17 @@ def test_integer_mask_and_list_inputs_are_accepted():
     np.testing.assert_array_equal(got, want)
     listed = {k: v.tolist() for k, v in args.items()}
     np.testing.assert_array_equal(gru_forward(**listed)[0], gru_forward(**args)[0])
+
+
+def test_benchmark_torch_peer_runs_the_same_cell():
+    # fastseq._bench.gru hands PyTorch our weights: its nn.GRU must compute our outputs
+    torch = pytest.importorskip("torch")
+    from fastseq._bench import gru as bench
+
+    inputs = bench._inputs(3, 4, 5, 2)()
+    _, gru, x, _ = bench.torch_gru(inputs)
+    with torch.no_grad():
+        want = gru(x)[0].numpy()
+    got = gru_forward(inputs["x"], inputs["kernel"], inputs["recurrent_kernel"],
+                      inputs["bias"])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
