@@ -150,5 +150,124 @@ def test_cuda_max_pool_propagates_nan_as_numpy():
     assert "NaN as NumPy" in proc.stdout
 
 
+
+# ------------------------------------------------------------ Winograd near the float maximum
+
+def _rel_err(got, want):
+    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
+
+
+@pytest.mark.parametrize("k,padding,dilation", [
+    (2, "valid", 1), (3, "valid", 1), (3, "same", 2), (4, "causal", 1), (5, "valid", 1),
+    (6, "same", 1), (7, "valid", 1),
+])
+def test_winograd_does_not_overflow_where_the_exact_result_is_finite(k, padding, dilation):
+    rng = np.random.default_rng(k)
+    x = (rng.choice([-1.0, 1.0], (3, 40, 16)) * rng.uniform(2e37, 3e37, (3, 40, 16)))
+    x = x.astype(np.float32)
+    kernel = (rng.uniform(-1, 1, (k, 16, 5)) / np.sqrt(16 * k)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    y, cache = fast.conv1d_forward(x, kernel, bias, padding=padding, dilation_rate=dilation)
+    y_ref, cache_ref = ref.conv1d_forward(x.astype(np.float64), kernel.astype(np.float64),
+                                          bias.astype(np.float64), 1, padding, dilation)
+    assert np.isfinite(y_ref).all() and np.abs(y_ref).max() < 3e38
+    assert np.isfinite(y).all()
+    assert _rel_err(y, y_ref) < 1e-6
+    grad = (0.01 * rng.standard_normal(y.shape)).astype(np.float32)
+    got = fast.conv1d_backward(cache, grad)
+    want = ref.conv1d_backward(cache_ref, grad.astype(np.float64))
+    for name, g, w in zip(("dx", "dkernel", "dbias"), got, want):
+        assert np.abs(w).max() < 1e38, name
+        assert np.isfinite(g).all(), name
+        assert _rel_err(g, w) < 1e-5, name
+
+
+def test_winograd_kernel_size_3_with_inputs_of_3e37():
+    """F(4, 3)'s input transform has rows 4 x0 - 5 x2 + x4: inputs of period 4 (+, +, -, -)
+    meet them with the same signs, 10 x = 3e38, and the products overflowed."""
+    x = np.tile([1.0, 1.0, -1.0, -1.0], 10)[None, :, None] * np.full((2, 1, 16), 3e37)
+    x = x.astype(np.float32)
+    kernel = np.full((3, 16, 2), 0.1, np.float32)
+    kernel[1] *= -1
+    y, cache = fast.conv1d_forward(x, kernel)
+    y_ref, _ = ref.conv1d_forward(x.astype(np.float64), kernel.astype(np.float64))
+    assert np.isfinite(y_ref).all() and np.abs(y_ref).max() < 3e38
+    assert np.isfinite(y).all()
+    assert _rel_err(y, y_ref) < 1e-6
+
+
+def test_winograd_float64_near_its_maximum():
+    rng = np.random.default_rng(1)
+    x = rng.choice([-1.0, 1.0], (2, 30, 8)) * 1.5e307
+    kernel = rng.uniform(-1, 1, (5, 8, 3)) / 6
+    y, _ = fast.conv1d_forward(x, kernel)
+    y_ref, _ = ref.conv1d_forward(x, kernel)
+    assert np.isfinite(y_ref).all() and np.isfinite(y).all()
+    assert _rel_err(y, y_ref) < 1e-12
+
+
+def test_ordinary_ranges_keep_the_winograd_path():
+    rng = np.random.default_rng(2)
+    kernel = (0.1 * rng.standard_normal((3, 100, 64))).astype(np.float32)
+    for scale in (1.0, 1e6, 1e30):
+        x = (scale * rng.standard_normal((4, 50, 100))).astype(np.float32)
+        assert fast.conv1d_forward(x, kernel)[1]["path"] == "winograd"
+    x = (1e37 * rng.standard_normal((4, 50, 100))).astype(np.float32)
+    assert fast.conv1d_forward(x, kernel)[1]["path"] == "im2col"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_huge_grad_y_is_scaled_exactly(dtype):
+    """A backward task whose grad_y could overflow the transforms runs on grad_y scaled by
+    a power of two: exactly the unscaled arithmetic, so 2**e * grad_y gives 2**e times the
+    gradients, bit for bit; and finite where the exact gradients are."""
+    rng = np.random.default_rng(4)
+    x = (1e-3 * rng.standard_normal((6, 64, 8))).astype(dtype)
+    kernel = (0.01 * rng.standard_normal((3, 8, 7))).astype(dtype)
+    y, cache = fast.conv1d_forward(x, kernel, np.zeros(7, dtype), padding="same")
+    assert cache["path"] == "winograd"
+    grad = rng.standard_normal(y.shape)
+    grad = (grad - grad.mean(axis=(0, 1))).astype(dtype)  # dbias stays finite scaled too
+    e = 124 if dtype == np.float32 else 1020  # A @ grad (up to 15 |grad|) overflowed
+    big = grad * dtype(2.0) ** e
+    small = fast.conv1d_backward(cache, grad)
+    scaled = fast.conv1d_backward(cache, big)
+    exact = ref.conv1d_backward(
+        ref.conv1d_forward(x.astype(np.float64), kernel.astype(np.float64), np.zeros(7), 1,
+                           "same")[1], grad.astype(np.float64))
+    for name, a, b, w in zip(("dx", "dkernel", "dbias"), small, scaled, exact):
+        # the exact gradient, scaled, is finite
+        assert np.abs(w).max() < 2.0 ** (np.finfo(dtype).maxexp - e - 2), name
+        assert np.isfinite(b).all(), name
+        np.testing.assert_array_equal(b, a * dtype(2.0) ** e, err_msg=name)
+
+
+def test_inf_and_nan_in_x_reach_exactly_the_outputs_that_read_them():
+    x = np.zeros((1, 30, 2), np.float32)
+    x[0, 7, 0] = np.nan
+    x[0, 20, 1] = np.inf
+    kernel = np.ones((3, 2, 1), np.float32)
+    y, cache = fast.conv1d_forward(x, kernel)
+    y_ref, _ = ref.conv1d_forward(x, kernel)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_ref))
+    np.testing.assert_array_equal(np.nan_to_num(y), np.nan_to_num(y_ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_abs(dtype):
+    from fastseq._kernels.conv1d import max_abs
+
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((5, 7, 3)).astype(dtype)
+    a[2, 3, 1] = -40
+    assert max_abs(a, 0, 5) == 40 and max_abs(a, 3, 5) == np.abs(a[3:]).max()
+    assert max_abs(a, 2, 2) == 0
+    a[4, 0, 0] = -np.inf
+    assert max_abs(a, 0, 5) == np.inf and max_abs(a, 0, 4) == 40
+    a[1, 1, 1] = np.nan
+    assert np.isnan(max_abs(a, 0, 5)) and max_abs(a, 2, 4) == 40
+
+
 if __name__ == "__main__":
     {"cuda": _cuda_worker}[sys.argv[1]]()

@@ -96,6 +96,47 @@ def _winograd(m, k, dtype_char):
     return tuple(mats)
 
 
+# The Winograd path's range. Its transforms multiply values by up to beta = 10-50 (B^T's
+# row sums) and its sums run over larger terms than the direct sum's, so near the float
+# maximum it can overflow where the exact result is finite. _kernels.conv1d.winograd_bounds
+# bounds every intermediate by the inputs' ranges; a conv runs Winograd only where those
+# bounds stay under the float maximum / _RANGE_MARGIN (room for the rounding and the bias):
+#   forward:  max|x| * max(beta, Cin * C_f * max|kernel|) <= FLT_MAX / 4, with C_f = 48
+#             for kernel_size 3 (F(4, 3)) and 48-115 for kernel sizes 2-7 (e.g. Cin = 100,
+#             max|kernel| = 0.1, k = 3: max|x| up to 1.8e35 in float32, 9e304 in float64),
+#             and gamma * max|kernel| <= FLT_MAX / 4 (gamma <= 1.34);
+# otherwise (and for an inf or NaN in x or the kernel) it takes the exact im2col path. The
+# check is a max-abs pass over each task's sequences, on the task's thread just before its
+# transform reads them (an integer max of the sign-cleared bits: it vectorizes; ~7 us for
+# seed 004's first Conv1D input, (16, 64, 100) float32, against ~330 us for its forward).
+#   backward: a task whose max|grad_y| * max(alpha, Cout * C_dx * max|kernel|,
+#             tiles * (C_dk * max|x| + alpha)) exceeds FLT_MAX / 4 runs on grad_y scaled by
+#             an exact power of two and scales its results back (the backward is linear in
+#             grad_y): the same bits, where nothing underflows.
+_RANGE_MARGIN = 4.0
+
+
+@functools.lru_cache(maxsize=None)
+def _winograd_bounds(m, k, dtype_char):
+    """(_kernels.conv1d.winograd_bounds(m, k), the float maximum / _RANGE_MARGIN)."""
+    return _k.winograd_bounds(m, k), float(np.finfo(dtype_char).max) / _RANGE_MARGIN
+
+
+def _winograd_x_limit(bounds, top, cin, w_max):
+    """The largest max|x| the Winograd forward takes with a kernel of max|kernel| = w_max;
+    -1 for none (also for an inf or NaN in the kernel)."""
+    if not bounds["gamma"] * w_max <= top:
+        return -1.0
+    return top / max(bounds["beta"], cin * bounds["forward"] * w_max)
+
+
+def _winograd_grad_limit(bounds, top, cout, w_max, x_max, tiles):
+    """The largest max|grad_y| a Winograd backward task of ``tiles`` tiles, whose forward
+    read max|x| = x_max, runs unscaled."""
+    return top / max(bounds["alpha"], cout * bounds["dx"] * w_max,
+                     tiles * (bounds["dkernel"] * x_max + bounds["alpha"]))
+
+
 def _padding(padding, allowed):
     if not isinstance(padding, str):
         raise TypeError(f"padding must be a string, one of {allowed}, got {type(padding).__name__}")
@@ -138,8 +179,11 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     Stride 1 (any dilation, kernel_size 2-7) runs Winograd F(m, k): about half the GEMM
     FLOPs of im2col, at the price of a little more rounding (float32: ~1e-6 of the output's
     scale, against ~1e-7) and of tiles that mix m outputs' inputs: a causal output moves
-    with later inputs at the rounding level, and an inf or NaN in x spreads to the whole
-    tiles that read it. Other cases: im2col rows and one GEMM."""
+    with later inputs at the rounding level, and an inf or NaN in grad_y spreads to dx over
+    the whole tiles that read it. Inputs whose range could overflow Winograd's transforms
+    (for kernel_size 3: max|x| * max|kernel| above FLT_MAX / (192 * in_channels), or max|x|
+    above FLT_MAX / 40; the bounds for every size are in the module's source), or that hold
+    an inf or NaN, take the exact path. Other cases: im2col rows and one GEMM."""
     x = _input3d(x)
     if isinstance(kernel, np.ndarray) and kernel.ndim != 3:
         raise ValueError(
@@ -181,8 +225,11 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
         "x_shape": x.shape, "kernel": kernel, "has_bias": bias is not None, "strides": strides,
         "dilation_rate": dilation_rate, "pad_left": pad_left, "out_length": out_length,
     }
-    if strides == 1 and k in _WINOGRAD_TILE:
-        m = _WINOGRAD_TILE[k]
+    m = _WINOGRAD_TILE.get(k) if strides == 1 else None
+    bounds, top = _winograd_bounds(m, k, x.dtype.char) if m else (None, 0.0)
+    w_max = _k.max_abs(kernel, 0, k) if m else 0.0
+    x_limit = _winograd_x_limit(bounds, top, cin, w_max) if m else -1.0
+    if x_limit >= 0:
         a_t, _, g, _, b_t = _winograd(m, k, x.dtype.char)
         u = (g @ kernel.reshape(k, cin * cout)).reshape(-1, cin, cout)
         n = u.shape[0]
@@ -190,15 +237,18 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
         tasks = _sequence_tasks(batch, total // max(batch, 1), n, max(cin, cout), x.itemsize)
         v = np.empty((n, total, cin), dtype=x.dtype)
         y = np.empty((batch, out_length, cout), dtype=x.dtype)
-        _run_tasks(
+        x_maxes = _run_tasks(
             lambda lo, hi: _k.winograd_forward_tiles(
-                x, u, a_t, b_t, pad_left, dilation_rate, tiles_per_phase, lo, hi, bias_arg, v, y
+                x, u, a_t, b_t, pad_left, dilation_rate, tiles_per_phase, lo, hi, bias_arg, v,
+                y, x_limit
             ),
             tasks,
         )
-        cache.update(path="winograd", tile=m, u=u, v=v, tasks=tasks,
-                     tiles_per_phase=tiles_per_phase)
-        return y, cache
+        if all(x_max <= x_limit for x_max in x_maxes):
+            cache.update(path="winograd", tile=m, u=u, v=v, tasks=tasks,
+                         tiles_per_phase=tiles_per_phase, x_maxes=tuple(x_maxes), w_max=w_max)
+            return y, cache
+        # x's range is beyond what Winograd takes (a task skipped its tiles): the exact path
     # im2col: each task copies its sequences' windows into their rows of cols, one GEMM
     pointwise = k == 1 and strides == 1  # cols is x itself: no copy
     cols = x.reshape(batch * length, cin) if pointwise else np.empty(
@@ -250,11 +300,15 @@ def conv1d_backward(cache, grad_y):
         _, a, _, g_t, b_t = _winograd(m, k, kernel.dtype.char)
         dx = np.empty((batch, length, cin), dtype=gy.dtype)  # each task zeroes its rows
         v, u, tiles_per_phase = cache["v"], cache["u"], cache["tiles_per_phase"]
+        bounds, top = _winograd_bounds(m, k, kernel.dtype.char)
+        tasks = [(lo, hi, _winograd_grad_limit(bounds, top, cout, cache["w_max"], x_max, hi - lo))
+                 for (lo, hi), x_max in zip(cache["tasks"], cache["x_maxes"])]
         partials = _run_tasks(
-            lambda lo, hi: _k.winograd_backward_tiles(
-                v, gy, u, a, b_t, g_t, pad_left, dilation, tiles_per_phase, lo, hi, dx
+            lambda lo, hi, grad_limit: _k.winograd_backward_tiles(
+                v, gy, u, a, b_t, g_t, pad_left, dilation, tiles_per_phase, lo, hi, dx,
+                grad_limit
             ),
-            cache["tasks"],
+            tasks,
         )
         dkernel, dbias = _sum_in_task_order(partials, ((k, cin, cout), (cout,)), gy.dtype)
     else:

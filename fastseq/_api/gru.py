@@ -15,10 +15,10 @@ With ``reset_after=False`` ``bias`` is (3H,) (input side only) and
 
 All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
 """
-import numba
 import numpy as np
 
 from .._kernels import gru as _gru
+from .._threads import get_num_threads
 from ._blas import serial_blas
 from .lstm import _check_flag, _check_shape, _float_input, _mask_input, _row_blocks
 
@@ -115,7 +115,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None, go_backwa
     outputs, h_last, cache = _gru.gru_forward(
         x, kernel, recurrent_kernel, bias, h0, mask, go_backwards, training,
         reset_after=reset_after, input_masks=input_masks, recurrent_masks=recurrent_masks,
-        row_blocks=_row_blocks(B), n_threads=numba.get_num_threads(), serial_blas=serial_blas)
+        row_blocks=_row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, cache
@@ -150,7 +150,7 @@ def gru_backward(cache, grad_outputs=None, grad_h_last=None):
         grad_h_last = _float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
         _check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
     return _gru.gru_backward(cache, grad_outputs, grad_h_last, cache["has_bias"],
-                             n_threads=numba.get_num_threads(), serial_blas=serial_blas)
+                             n_threads=get_num_threads(), serial_blas=serial_blas)
 
 
 __all__ = ["gru_forward", "gru_backward"]

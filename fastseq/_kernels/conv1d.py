@@ -148,23 +148,33 @@ def tile_counts(batch, out_length, m, dilation):
 
 # x: (B, L, Cin), u: (n, Cin, Cout) = G @ kernel -> y: (B, Lout, Cout), v: (n, tiles, Cin)
 def winograd_forward_tiles(x, u, a_t, b_t, pad_left, dilation, tiles_per_phase, tile_lo,
-                           tile_hi, bias, v, y):
+                           tile_hi, bias, v, y, x_limit):
     """y[b, t] = bias + sum_j x[b, t - pad_left + j * dilation] @ kernel[j] (zero outside x)
     for the steps of tiles [tile_lo, tile_hi), with ``u`` the kernel transformed by G (n, k);
     a_t: (m, n), b_t: (n, n). Also fills v[:, tile_lo:tile_hi], the tiles' transformed
-    input, which the backward reuses. Ranges of whole sequences may run in parallel."""
+    input, which the backward reuses. Ranges of whole sequences may run in parallel.
+
+    Returns max |x| over the range's sequences (see :func:`max_abs`) and computes nothing
+    when it is above ``x_limit`` (the caller then takes the exact path: see
+    :func:`winograd_bounds`). The check reads the rows the transform reads next, on the
+    task's own thread."""
     m, n = a_t.shape
     count = tile_hi - tile_lo
+    tiles_per_seq = dilation * tiles_per_phase
+    x_max = max_abs(x, tile_lo // tiles_per_seq, tile_hi // tiles_per_seq)
+    if not x_max <= x_limit:
+        return x_max
     products = np.empty((n, count, u.shape[2]), dtype=x.dtype)
     tile_transform(x, pad_left, dilation, m, tiles_per_phase, tile_lo, count, b_t, v, tile_lo)
     np.matmul(v[:, tile_lo:tile_hi], u, out=products)
     tile_untransform(products, a_t, dilation, tiles_per_phase, tile_lo, count, bias, y)
+    return x_max
 
 
 # v: (n, tiles, Cin), grad_y: (B, Lout, Cout), u: (n, Cin, Cout), g_t: (k, n)
 #   -> dx: (B, L, Cin) (its sequences' rows), dkernel: (k, Cin, Cout), dbias: (Cout,)
 def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles_per_phase,
-                            tile_lo, tile_hi, dx):
+                            tile_lo, tile_hi, dx, grad_limit=math.inf):
     """The backward of :func:`winograd_forward_tiles` for tiles [tile_lo, tile_hi) of whole
     sequences (so ranges never share a dx row), by the chain rule through the transforms.
     Per tile, with g = A @ grad_y_tile (a: (n, m), the forward's A):
@@ -172,12 +182,26 @@ def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles
       dx_tile += (B^T)^T (g[p] @ u[p]^T)   (overlap-added by ``tile_untransform_add``).
     grad_y is transformed once for both gradients. Writes this range's sequences' rows of dx
     (whole) and returns its (dkernel, dbias), which the caller sums over ranges in order;
-    dbias is read off g's row 1 (the point 1: A's row of ones sums a tile)."""
+    dbias is read off g's row 1 (the point 1: A's row of ones sums a tile).
+
+    When max |grad_y| over the range is above ``grad_limit`` (finite), the range runs on
+    grad_y * 2**-s, s the least power that brings it under, folded into A (exact), and its
+    results are multiplied by 2**s: the same bits as without the scaling, except where a
+    value falls below the smallest normal number times 2**s, where it was about to
+    overflow otherwise (see :func:`winograd_bounds`)."""
     n, m = a.shape
     count = tile_hi - tile_lo
     cin, cout = v.shape[2], grad_y.shape[2]
     tiles_per_seq = dilation * tiles_per_phase
-    dx[tile_lo // tiles_per_seq:tile_hi // tiles_per_seq] = 0
+    seq_lo, seq_hi = tile_lo // tiles_per_seq, tile_hi // tiles_per_seq
+    dx[seq_lo:seq_hi] = 0
+    shift = 0
+    if grad_limit < math.inf:
+        grad_max = max_abs(grad_y, seq_lo, seq_hi)
+        if grad_max > grad_limit and grad_max < math.inf:  # not NaN or inf: nothing helps
+            shift = min(math.ceil(math.log2(grad_max / grad_limit)),
+                        np.finfo(grad_y.dtype).maxexp - 2)
+            a = a * grad_y.dtype.type(2.0 ** -shift)  # a power of two: exact
     g = np.empty((n, count, cout), dtype=grad_y.dtype)
     products = np.empty((n, count, cin), dtype=grad_y.dtype)
     tile_transform(grad_y, 0, dilation, m, tiles_per_phase, tile_lo, count, a, g, 0)
@@ -186,7 +210,82 @@ def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles
     dbias = g[1].sum(axis=0)
     np.matmul(g, u.transpose(0, 2, 1), out=products)
     tile_untransform_add(products, b_t, pad_left, dilation, m, tiles_per_phase, tile_lo, count, dx)
+    if shift:
+        scale = grad_y.dtype.type(2.0 ** shift)
+        dx[seq_lo:seq_hi] *= scale
+        dkernel *= scale
+        dbias *= scale
     return dkernel, dbias
+
+
+@njit(inline="always")
+def _max_bits(bits, sign_off):
+    # bits: (N,) unsigned -> the largest of bits & sign_off. For the bit patterns of floats
+    # with the sign cleared, integer order is the order of the magnitudes, NaN's above inf's;
+    # and an integer max vectorizes (a float max with NaN does not).
+    best = sign_off - sign_off  # 0 of the bits' type (no mixed signed/unsigned arithmetic)
+    for i in range(bits.size):
+        value = bits[i] & sign_off
+        best = value if value > best else best
+    return best
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _max_abs_f32(a, lo, hi):
+    # a: (B, ...) float32 C-contiguous -> max |a[lo:hi]|
+    per_row = a.size // a.shape[0] if a.shape[0] else 0
+    bits = a.reshape(a.size).view(np.uint32)[lo * per_row:hi * per_row]
+    out = np.empty(1, dtype=np.uint32)
+    out[0] = _max_bits(bits, np.uint32(0x7FFFFFFF))
+    return out.view(np.float32)[0]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _max_abs_f64(a, lo, hi):
+    # a: (B, ...) float64 C-contiguous -> max |a[lo:hi]|
+    per_row = a.size // a.shape[0] if a.shape[0] else 0
+    bits = a.reshape(a.size).view(np.uint64)[lo * per_row:hi * per_row]
+    out = np.empty(1, dtype=np.uint64)
+    out[0] = _max_bits(bits, np.uint64(0x7FFFFFFFFFFFFFFF))
+    return out.view(np.float64)[0]
+
+
+def max_abs(a, lo, hi):
+    """max |a[lo:hi]| over the rows lo..hi-1 of a C-contiguous float array: inf where one
+    is infinite, NaN where one is NaN; 0 for no values. One pass at memory speed."""
+    return (_max_abs_f32 if a.dtype.itemsize == 4 else _max_abs_f64)(a, lo, hi)
+
+
+def winograd_bounds(m, k):
+    """Constants that bound every intermediate of Winograd F(m, k), forward and backward,
+    from the ranges of its inputs (``X = max |x|``, ``W = max |kernel|``, ``GY = max
+    |grad_y|``, over the tiles of a range of ``count`` tiles). With the transforms
+    A^T (m, n), G (n, k), B^T (n, n) and the row sums of absolute values beta_p = |B^T_p|,
+    gamma_p = |G_p|, alpha_p = |A_p| (A = (A^T)^T):
+
+      v = B^T d <= beta X,  u = G g <= gamma W,  products_p <= Cin beta_p gamma_p X W,
+      y <= forward * Cin X W   (every partial sum too; plus |bias|);
+      g = A e <= alpha GY,  dx <= dx * Cout GY W (tiles overlapping a step included),
+      z, dkernel <= count * dkernel * X GY,  dbias <= count * alpha GY.
+
+    Returns a dict of floats: beta, gamma, alpha (the largest row sums), forward, dx,
+    dkernel. Where these bounds stay below the float maximum nothing overflows; the exact
+    result may be finite beyond them (the bounds are worst cases), so the caller takes the
+    exact path there. F(4, 3): beta 10, gamma 1, alpha 15, forward 48; k = 2..7: forward
+    48-115 (against k for the direct sum)."""
+    a_t, g, b_t = winograd_matrices(m, k)
+    n = m + k - 1
+    beta = np.abs(b_t).sum(axis=1)
+    gamma = np.abs(g).sum(axis=1)
+    alpha = np.abs(a_t).sum(axis=0)
+    overlap = -(-n // m)  # tiles whose inputs hold one step
+    forward = max((np.abs(a_t) * (beta * gamma)).sum(axis=1).max(), (beta * gamma).max())
+    dx = overlap * max((np.abs(b_t).T * (alpha * gamma)).sum(axis=1).max(),
+                       (alpha * gamma).max())
+    dkernel = max((np.abs(g).T * (beta * alpha)).sum(axis=1).max(), (beta * alpha).max())
+    return {"beta": float(beta.max()), "gamma": float(gamma.max()),
+            "alpha": float(alpha.max()), "forward": float(forward), "dx": float(dx),
+            "dkernel": float(dkernel)}
 
 
 def _eval_matrix(points, size):

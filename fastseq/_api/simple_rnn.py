@@ -1,0 +1,149 @@
+"""SimpleRNN kernels: the forward pass through time and its backward (BPTT), Keras's
+semantics.
+
+Keras's layout: ``kernel`` (D, H), ``recurrent_kernel`` (H, H), ``bias`` (H,)::
+
+    h = activation(x_t @ kernel + bias + (h_prev * recurrent_mask) @ recurrent_kernel)
+
+with ``x_t * input_mask`` in place of ``x_t`` when an input dropout mask is given.
+Activations: "tanh" (Keras's default), "relu", "sigmoid", "linear" (None means "linear",
+as in Keras).
+
+All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
+"""
+import numba
+import numpy as np
+
+from .._kernels import simple_rnn as _simple_rnn
+from ._blas import serial_blas
+from .lstm import _check_flag, _check_shape, _float_input, _mask_input, _row_blocks
+
+ACTIVATIONS = tuple(_simple_rnn.ACTIVATIONS)
+
+
+def _activation_code(activation):
+    if activation is None:
+        activation = "linear"
+    if not isinstance(activation, str) or activation not in _simple_rnn.ACTIVATIONS:
+        names = ", ".join(repr(a) for a in ACTIVATIONS)
+        raise ValueError(f"activation must be one of {names} (or None for 'linear'), "
+                         f"got {activation!r}")
+    return _simple_rnn.ACTIVATIONS[activation]
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None,
+                       go_backwards=False, training=True, activation="tanh", input_mask=None,
+                       recurrent_mask=None):
+    """The SimpleRNN over a batch of sequences, as Keras's
+    ``SimpleRNN(return_sequences=True)``.
+
+    x: (B, T, D) inputs; kernel: (D, H); recurrent_kernel: (H, H); bias: (H,) or None;
+    h0: (B, H) initial state, or None for zeros; mask: (B, T) bool, or None; activation:
+    "tanh", "relu", "sigmoid" or "linear" (or None); input_mask: (B, D) or None, the input
+    dropout mask; recurrent_mask: (B, H) or None, the recurrent dropout mask.
+
+    Dropout as Keras's SimpleRNNCell: one mask of each kind per sequence, the same at every
+    step, already holding the inverted scaling (0 or 1 / (1 - rate)); the layer draws
+    them. The input projection reads ``x_t * input_mask``, the recurrent product
+    ``(h_prev * recurrent_mask) @ recurrent_kernel``; the state is never masked. Without
+    masks (None) nothing of this runs.
+
+    Masks follow Keras: at a masked step (row b, step t) the state keeps its value and the
+    output repeats the previous output, which is the state h (h0 before the first unmasked
+    step; a fully masked sequence outputs h0 at every step). Steps masked for the whole
+    batch (pre-padding) cost nothing. With ``go_backwards`` the sequence is processed from
+    its last step to its first and ``outputs`` come back in processing order, as Keras
+    returns them: ``outputs[:, 0]`` is the output after reading ``x[:, T - 1]``.
+
+    Returns ``(outputs (B, T, H), h_last (B, H), cache)``; ``h_last`` is the state after the
+    last step. ``cache`` is None unless ``training``; otherwise it is what
+    :func:`simple_rnn_backward` needs (it only reads it), an opaque dict holding the
+    (masked) inputs (Ta*B*D values) and the states before and after every step
+    ((Ta+1)*B*H), where Ta <= T is the number of steps not masked for the whole batch;
+    for (B, T, D, H) = (64, 500, 32, 100) about 17 MB in float32. Inference
+    (``training=False``) keeps O(B*H) state plus a 2 MB block of projections.
+
+    The mask may also be an integer array (nonzero = keep). Inputs that are not
+    C-contiguous are copied once.
+    """
+    x = _float_input(x, "x", "(batch, time, features)")
+    dtype = x.dtype
+    B, T, D = x.shape
+    recurrent_kernel = _float_input(recurrent_kernel, "recurrent_kernel", "(units, units)",
+                                    dtype)
+    H = recurrent_kernel.shape[0]
+    if H < 1 or recurrent_kernel.shape[1] != H:
+        raise ValueError(
+            f"recurrent_kernel must have shape (units, units) with units >= 1, "
+            f"got {recurrent_kernel.shape}")
+    kernel = _float_input(kernel, "kernel", "(features, units)", dtype)
+    _check_shape(kernel, "kernel", (D, H), "(features, units)")
+    has_bias = bias is not None
+    if has_bias:
+        bias = _float_input(bias, "bias", "(units,)", dtype)
+        _check_shape(bias, "bias", (H,), "(units,)")
+    else:
+        bias = np.zeros(H, dtype=dtype)
+    if h0 is None:
+        h0 = np.zeros((B, H), dtype=dtype)
+    else:
+        h0 = _float_input(h0, "h0", "(batch, units)", dtype)
+        _check_shape(h0, "h0", (B, H), "(batch, units)")
+    if mask is not None:
+        mask = _mask_input(mask, B, T)
+    if input_mask is not None:
+        input_mask = _float_input(input_mask, "input_mask", "(batch, features)", dtype)
+        _check_shape(input_mask, "input_mask", (B, D), "(batch, features)")
+    if recurrent_mask is not None:
+        recurrent_mask = _float_input(recurrent_mask, "recurrent_mask", "(batch, units)",
+                                      dtype)
+        _check_shape(recurrent_mask, "recurrent_mask", (B, H), "(batch, units)")
+    go_backwards = _check_flag(go_backwards, "go_backwards")
+    training = _check_flag(training, "training")
+    code = _activation_code(activation)
+    outputs, h_last, cache = _simple_rnn.simple_rnn_forward(
+        x, kernel, recurrent_kernel, bias, h0, mask, go_backwards, training, code,
+        input_mask, recurrent_mask, row_blocks=_row_blocks(B),
+        n_threads=numba.get_num_threads(), serial_blas=serial_blas)
+    if cache is not None:
+        cache["has_bias"] = has_bias
+    return outputs, h_last, cache
+
+
+def simple_rnn_backward(cache, grad_outputs=None, grad_h_last=None):
+    """The gradients of :func:`simple_rnn_forward` (backpropagation through time).
+
+    cache: from ``simple_rnn_forward(..., training=True)``; grad_outputs: (B, T, H), the
+    gradient of ``outputs`` (in the order ``outputs`` came in, so also for
+    ``go_backwards``); grad_h_last: (B, H), the gradient of ``h_last``. Either may be None
+    (zero), not both. The dtype is the forward's.
+
+    Returns ``(dx (B, T, D), dkernel (D, H), drecurrent_kernel (H, H), dbias (H,) or None
+    when the forward had no bias, dh0 (B, H))``. With dropout masks, dx is the gradient of
+    the unmasked ``x`` (it carries ``input_mask``), and the weight gradients are those of
+    the masked products. The cache is left as it was: several backward passes (with
+    different gradients) may use it.
+    """
+    if cache is None:
+        raise ValueError("cache is None: run simple_rnn_forward with training=True for a "
+                         "backward")
+    if not isinstance(cache, dict) or "blocks" not in cache or "activation" not in cache:
+        raise TypeError("cache must be the dict simple_rnn_forward returns, got "
+                        f"{type(cache).__name__}")
+    if grad_outputs is None and grad_h_last is None:
+        raise ValueError("simple_rnn_backward needs at least one of grad_outputs, "
+                         "grad_h_last")
+    B, T, _, H = cache["shape"]
+    dtype = cache["dtype"]
+    if grad_outputs is not None:
+        grad_outputs = _float_input(grad_outputs, "grad_outputs", "(batch, time, units)", dtype)
+        _check_shape(grad_outputs, "grad_outputs", (B, T, H), "(batch, time, units)")
+    if grad_h_last is not None:
+        grad_h_last = _float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
+        _check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
+    return _simple_rnn.simple_rnn_backward(cache, grad_outputs, grad_h_last, cache["has_bias"],
+                                           n_threads=numba.get_num_threads(),
+                                           serial_blas=serial_blas)
+
+
+__all__ = ["simple_rnn_forward", "simple_rnn_backward", "ACTIVATIONS"]
