@@ -5,8 +5,18 @@ matches the same model computed all in float64 within float32 rounding."""
 import numpy as np
 import pytest
 
-from fastseq.layers import (LSTM, Activation, Conv1D, Dense, Dropout, Embedding, Flatten,
-                            GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D)
+from fastseq.layers import (
+    LSTM,
+    Activation,
+    Conv1D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from fastseq.models import Sequential
 from fastseq.utils import set_random_seed
 

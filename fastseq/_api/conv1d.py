@@ -17,8 +17,8 @@ import functools
 
 import numpy as np
 
-from .._kernels._forkjoin import run_tasks
 from .._kernels import conv1d as _k
+from .._kernels._forkjoin import run_tasks
 from ._blas import serial_blas
 from ._checks import float_array, positive_int
 

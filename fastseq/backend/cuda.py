@@ -42,6 +42,42 @@ def _import_kernels():
     return cuda, training
 
 
+class _DeviceKernels:
+    """The CUDA kernel pairs by name; a pair with no CUDA kernel yet runs the NumPy reference
+    through the host (its cache stays there, its outputs come back to the device)."""
+
+    def __init__(self, ops, module):
+        self._ops, self._module = ops, module
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name, None)
+        if kernel is not None:
+            return kernel
+        from fastseq._kernels import reference
+
+        return self._host(getattr(reference, name), keeps_cache=name.endswith("_forward"))
+
+    def _host(self, reference_kernel, keeps_cache):
+        ops = self._ops
+
+        def down(value):
+            return ops.to_numpy(value) if ops.owns(value) else value
+
+        def up(value):
+            if isinstance(value, tuple):
+                return tuple(up(v) for v in value)
+            return ops.asarray(value) if isinstance(value, np.ndarray) else value
+
+        def run(*args, **kwargs):
+            result = reference_kernel(*[down(a) for a in args],
+                                      **{k: down(v) for k, v in kwargs.items()})
+            if keeps_cache:  # (arrays..., cache): the cache stays for the reference backward
+                return up(result[:-1]) + (result[-1],)
+            return up(result)
+
+        return run
+
+
 class CudaOps(Ops):
     name = "cuda"
     device = "cuda"
@@ -49,7 +85,7 @@ class CudaOps(Ops):
 
     def __init__(self):
         self._k, self._t = _import_kernels()
-        self._kernels = self._k
+        self._kernels = _DeviceKernels(self, self._k)
         self._optim = self._k
         super().__init__()
 

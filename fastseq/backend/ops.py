@@ -23,7 +23,8 @@ __all__ = ["Ops"]
 # Kernel pairs and optimizer updates an Ops takes from its kernel namespaces by name.
 KERNEL_NAMES = (
     "embedding_forward", "embedding_backward", "embedding_backward_sparse",
-    "lstm_forward", "lstm_backward", "conv1d_forward", "conv1d_backward",
+    "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+    "simple_rnn_forward", "simple_rnn_backward", "conv1d_forward", "conv1d_backward",
     "max_pool1d_forward", "max_pool1d_backward",
     "global_average_pool1d_forward", "global_average_pool1d_backward",
     "global_max_pool1d_forward", "global_max_pool1d_backward",

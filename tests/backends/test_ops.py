@@ -93,6 +93,47 @@ def test_lstm_pair_with_mask_and_go_backwards(ops):
     _close(*results)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_pair_with_dropout_masks(ops, reset_after):
+    rng = np.random.default_rng(11)
+    x, kernel, rec = _floats(rng, 3, 4, 2), _floats(rng, 2, 9), _floats(rng, 3, 9)
+    bias = _floats(rng, 2, 9) if reset_after else _floats(rng, 9)
+    mask = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0]], bool)
+    input_masks = (rng.random((3, 3, 2)) > 0.3).astype(np.float32) / np.float32(0.7)
+    recurrent_masks = (rng.random((3, 3, 3)) > 0.3).astype(np.float32) / np.float32(0.7)
+    grad = _floats(rng, 3, 4, 3)
+    results = []
+    for o in (ops, REF):
+        out, h, cache = o.gru_forward(*(_up(o, a) for a in (x, kernel, rec, bias)), mask=mask,
+                                      go_backwards=True, training=True,
+                                      reset_after=reset_after,
+                                      input_masks=_up(o, input_masks),
+                                      recurrent_masks=_up(o, recurrent_masks))
+        grads = o.gru_backward(cache, grad_outputs=_up(o, grad))
+        results.append(_host(o, (out, h) + tuple(grads)))
+    _close(*results)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_simple_rnn_pair_with_dropout_masks(ops, activation):
+    rng = np.random.default_rng(12)
+    x, kernel, rec, bias = (_floats(rng, 3, 4, 2), _floats(rng, 2, 3), _floats(rng, 3, 3),
+                            _floats(rng, 3))
+    mask = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0]], bool)
+    input_mask = (rng.random((3, 2)) > 0.3).astype(np.float32) / np.float32(0.7)
+    recurrent_mask = (rng.random((3, 3)) > 0.3).astype(np.float32) / np.float32(0.7)
+    grad = _floats(rng, 3, 3)
+    results = []
+    for o in (ops, REF):
+        out, h, cache = o.simple_rnn_forward(
+            *(_up(o, a) for a in (x, kernel, rec, bias)), mask=mask, training=True,
+            activation=activation, input_mask=_up(o, input_mask),
+            recurrent_mask=_up(o, recurrent_mask))
+        grads = o.simple_rnn_backward(cache, grad_h_last=_up(o, grad))
+        results.append(_host(o, (out, h) + tuple(grads)))
+    _close(*results)
+
+
 @pytest.mark.parametrize("padding", ["valid", "same", "causal"])
 def test_conv1d_pair(ops, padding):
     rng = np.random.default_rng(2)
@@ -279,13 +320,24 @@ def test_optimizer_updates(ops, name, lazy):
 # ---------------------------------------------------------------------------- whole models
 def test_the_same_model_fits_alike_on_every_backend(ops):
     import fastseq
-    from fastseq.layers import LSTM, Dense, Dropout, Embedding, GlobalAveragePooling1D
+    from fastseq.layers import (
+        GRU,
+        LSTM,
+        Bidirectional,
+        Dense,
+        Dropout,
+        Embedding,
+        GlobalAveragePooling1D,
+        SimpleRNN,
+    )
     from fastseq.models import Sequential
     from fastseq.utils import set_random_seed
 
     def build():
         return Sequential([Embedding(12, 4, mask_zero=True, input_length=5),
                            LSTM(3, return_sequences=True, dropout=0.2),
+                           Bidirectional(GRU(2, return_sequences=True)),
+                           SimpleRNN(3, return_sequences=True),
                            GlobalAveragePooling1D(), Dropout(0.3),
                            Dense(1, activation="sigmoid")])
 

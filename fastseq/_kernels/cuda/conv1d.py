@@ -11,8 +11,7 @@ import numpy as np
 from numba import cuda
 
 from ..reference.conv1d import conv1d_output_geometry, max_pool1d_output_geometry
-from .elementwise import (as_device, bias_add, column_sum, device_mask, launch, positive_int,
-                          scalar)
+from .elementwise import as_device, bias_add, column_sum, device_mask, launch, positive_int, scalar
 from .gemm import gemm
 
 __all__ = [
