@@ -10,7 +10,6 @@ from test_layers import F64, check_layer_gradients
 from fastseq import kernels
 from fastseq.layers import (
     GRU,
-    LSTM,
     Bidirectional,
     Dense,
     Embedding,
