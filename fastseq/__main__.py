@@ -186,7 +186,7 @@ def build_parser():
     b.add_argument("--quick", action="store_true", help="small shapes, short timing")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.add_argument("--family", default="",
-                   help="comma-separated: embedding,lstm,conv1d,train,preprocessing")
+                   help="comma-separated: embedding,lstm,gru,simple_rnn,conv1d,train,preprocessing")
     b.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     b.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     b.add_argument("--min-time", type=float, default=None, help="seconds of timing per call")

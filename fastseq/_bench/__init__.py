@@ -1,7 +1,7 @@
 """Benchmark cases shared by ``python -m fastseq bench`` and ``pytest bench/``."""
 import importlib
 
-FAMILIES = ["embedding", "lstm", "conv1d", "train", "preprocessing"]
+FAMILIES = ["embedding", "lstm", "gru", "simple_rnn", "conv1d", "train", "preprocessing"]
 
 
 def load_cases(families=None, quick=False):
