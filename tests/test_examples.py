@@ -71,6 +71,16 @@ def test_imdb_lstm(capsys):
 
 
 @needs_data
+def test_imdb_bidirectional_lstm(capsys):
+    code, out = run_example("imdb_bidirectional_lstm", ["--data", DATA, "--maxlen", "20"] + QUICK,
+                            capsys)
+    assert code == 0
+    assert "bidirectional (Bidirectional" in out and "(None, 128)" in out  # the summary
+    accuracy(out)
+    seconds_per_epoch(out, 1)
+
+
+@needs_data
 def test_imdb_flatten(capsys, tmp_path):
     argv = ["--data", DATA, "--plots", str(tmp_path / "c")] + QUICK
     code, out = run_example("imdb_flatten", argv, capsys)
