@@ -3,8 +3,10 @@
 Each test runs this file as a script in fresh processes started with NUMBA_NUM_THREADS and
 OMP_NUM_THREADS = 1, 2, 3 and 4 (Numba starts more threads than cores when asked, so a
 2-core machine stands in for an 8-core one: the size of Numba's pool is what a bigger
-machine changes), each calling ``fastseq.set_num_threads`` with that count. Every process
-writes its results to an .npz; all must hold the same bytes.
+machine changes), most calling ``fastseq.set_num_threads`` with that count, and one with
+NUMBA_NUM_THREADS = 4 and OMP_NUM_THREADS = 1 (a single-threaded BLAS) that keeps the
+default thread count. Every process writes its results to an .npz; all must hold the same
+bytes.
 
 Covered: the LSTM forward (outputs and last state) and all six gradients, without a mask,
 with a mask (pre-padding and scattered masked steps), with go_backwards, float32 and
@@ -23,7 +25,9 @@ import sys
 import numpy as np
 import pytest
 
-THREADS = (1, 2, 3, 4)
+# (NUMBA_NUM_THREADS, OMP_NUM_THREADS, the count passed to fastseq.set_num_threads or None
+# for the default)
+CONFIGS = ((1, 1, 1), (2, 2, None), (3, 3, 3), (4, 4, 4), (4, 1, None))
 _HERE = os.path.abspath(__file__)
 
 
@@ -174,10 +178,11 @@ _PARTS = {"lstm": _lstm_results, "rnn": _rnn_results, "conv": _conv_results,
           "fit": _fit_results}
 
 
-def _worker(part, path):
+def _worker(part, path, threads):
     import fastseq
 
-    fastseq.set_num_threads(int(os.environ["NUMBA_NUM_THREADS"]))
+    if threads != "default":
+        fastseq.set_num_threads(int(threads))
     out = {}
     _PARTS[part](out)
     np.savez(path, **out)
@@ -186,38 +191,43 @@ def _worker(part, path):
 # ------------------------------------------------------------------------------ the tests
 
 def _run_everywhere(part, tmp_path):
-    """The worker's results for ``part`` under each thread count, run side by side."""
+    """The worker's results for ``part`` under each configuration, run side by side."""
     procs = {}
-    for n in THREADS:
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n))
+    for config in CONFIGS:
+        numba_threads, omp_threads, threads = config
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(numba_threads),
+                   OMP_NUM_THREADS=str(omp_threads))
         for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS"):
             env.pop(var, None)
-        path = tmp_path / f"{part}_{n}.npz"
-        procs[n] = (subprocess.Popen([sys.executable, _HERE, part, str(path)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT), path)
+        path = tmp_path / f"{part}_{numba_threads}_{omp_threads}_{threads}.npz"
+        args = [sys.executable, _HERE, part, str(path), str(threads or "default")]
+        procs[config] = (subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT), path)
     results = {}
-    for n, (proc, path) in procs.items():
+    for config, (proc, path) in procs.items():
         log = proc.communicate(timeout=300)[0].decode(errors="replace")
-        assert proc.returncode == 0, f"worker with {n} threads failed:\n{log}"
+        assert proc.returncode == 0, f"worker {config} failed:\n{log}"
         with np.load(path) as data:
-            results[n] = {key: data[key] for key in data.files}
+            results[config] = {key: data[key] for key in data.files}
     return results
 
 
 @pytest.mark.parametrize("part", sorted(_PARTS))
 def test_bitwise_the_same_for_any_thread_count(part, tmp_path):
     results = _run_everywhere(part, tmp_path)
-    first = results[THREADS[0]]
+    first = results[CONFIGS[0]]
     assert len(first) > 5
-    for n in THREADS[1:]:
-        assert sorted(results[n]) == sorted(first)
+    for config in CONFIGS[1:]:
+        other = results[config]
+        assert sorted(other) == sorted(first)
         differ = [key for key in first
-                  if first[key].dtype != results[n][key].dtype
-                  or first[key].shape != results[n][key].shape
-                  or first[key].tobytes() != results[n][key].tobytes()]
-        assert not differ, (f"{len(differ)} of {len(first)} results differ between "
-                            f"{THREADS[0]} and {n} threads: {differ[:12]}")
+                  if first[key].dtype != other[key].dtype
+                  or first[key].shape != other[key].shape
+                  or first[key].tobytes() != other[key].tobytes()]
+        assert not differ, (
+            f"{len(differ)} of {len(first)} results differ between (NUMBA_NUM_THREADS, "
+            f"OMP_NUM_THREADS, threads) = {CONFIGS[0]} and {config}: {differ[:12]}")
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2])
+    _worker(sys.argv[1], sys.argv[2], sys.argv[3])
