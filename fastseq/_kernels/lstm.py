@@ -12,10 +12,11 @@ The shape of the work, for B sequences of T steps, D inputs and H units:
   it. The Ta remaining ("active") steps run in processing order.
 * The batch runs in independent blocks of R rows (LSTM rows never interact), one thread
   each, every block with its own single-threaded BLAS calls: no synchronization per step.
-  The blocking depends only on the shapes and the caller's ``row_blocks``, never on the
-  thread count, and each block's arithmetic is the same whichever thread runs it; the
-  blocks' weight gradients are added in block order. So results are bitwise the same for
-  any number of threads.
+  The blocking depends only on the shapes and the caller's ``row_blocks`` (which the
+  boundary works out from the batch size alone), never on the thread count, and each
+  block's arithmetic is the same whichever thread runs it; the blocks' weight gradients
+  are added in block order. So results are bitwise the same for any number of threads on
+  any machine.
 * Inside a block the layout is feature-major: a step's state is (H, R), gates (4H, R).
   The per-step GEMM is then ``recurrent_kernel.T (4H, H) @ h (H, R)``, which OpenBLAS runs
   1.5-2x faster for small R than ``h (R, H) @ recurrent_kernel`` (measured: 33 vs 50 us at
