@@ -174,8 +174,29 @@ def _fit_results(out):
         out[f"fit_{name}_predict"] = model.predict(tokens[:20], verbose=0)
 
 
+def _dense_results(out):
+    """A Dense layer over 700 inputs: its GEMMs run on the multithreaded BLAS (through
+    fastseq.backend's matmul), and OpenBLAS rounds some of them (K = 700, measured)
+    differently on one thread and on several."""
+    from fastseq.layers import Dense, Embedding, Flatten
+    from fastseq.models import Sequential
+    from fastseq.utils import set_random_seed
+
+    rng = np.random.default_rng(17)
+    tokens = rng.integers(1, 200, size=(128, 10))
+    labels = (rng.random(128) < 0.5).astype(np.float32)
+    set_random_seed(7)
+    model = Sequential([Embedding(200, 70, input_length=10), Flatten(),
+                        Dense(500, activation="relu"), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(tokens, labels, batch_size=64, epochs=1, verbose=0)
+    for i, w in enumerate(model.get_weights()):
+        out[f"fit_dense_w{i}"] = w
+
+
 _PARTS = {"lstm": _lstm_results, "rnn": _rnn_results, "conv": _conv_results,
-          "fit": _fit_results}
+          "fit": _fit_results, "dense": _dense_results}
+_KERNEL_PARTS = ("conv", "fit", "lstm", "rnn")
 
 
 def _worker(part, path, threads):
@@ -212,11 +233,21 @@ def _run_everywhere(part, tmp_path):
     return results
 
 
-@pytest.mark.parametrize("part", sorted(_PARTS))
+@pytest.mark.parametrize("part", _KERNEL_PARTS)
 def test_bitwise_the_same_for_any_thread_count(part, tmp_path):
-    results = _run_everywhere(part, tmp_path)
+    _check_the_same(_run_everywhere(part, tmp_path))
+
+
+@pytest.mark.xfail(reason="the layers' matmul (fastseq/backend/ops.py) runs on the "
+                          "multithreaded BLAS, which rounds a K=700 GEMM differently on 1 "
+                          "and 2+ threads: needs a shape-split, single-threaded-BLAS matmul")
+def test_a_wide_dense_layer_the_same_for_any_thread_count(tmp_path):
+    _check_the_same(_run_everywhere("dense", tmp_path))
+
+
+def _check_the_same(results):
     first = results[CONFIGS[0]]
-    assert len(first) > 5
+    assert len(first) >= 5
     for config in CONFIGS[1:]:
         other = results[config]
         assert sorted(other) == sorted(first)

@@ -109,10 +109,12 @@ def _winograd(m, k, dtype_char):
 # check is a max-abs pass over each task's sequences, on the task's thread just before its
 # transform reads them (an integer max of the sign-cleared bits: it vectorizes; ~7 us for
 # seed 004's first Conv1D input, (16, 64, 100) float32, against ~330 us for its forward).
-#   backward: a task whose max|grad_y| * max(alpha, Cout * C_dx * max|kernel|,
-#             tiles * (C_dk * max|x| + alpha)) exceeds FLT_MAX / 4 runs on grad_y scaled by
-#             an exact power of two and scales its results back (the backward is linear in
-#             grad_y): the same bits, where nothing underflows.
+#   backward: a task whose results come out with an inf or NaN (a check over its dx rows
+#             and its partial dkernel and dbias, in cache: no pass over grad_y) and whose
+#             max|grad_y| * max(alpha, Cout * C_dx * max|kernel|, tiles * (C_dk * max|x|
+#             + alpha)) exceeds FLT_MAX / 4 runs again on grad_y scaled by an exact power
+#             of two and scales its results back (the backward is linear in grad_y): the
+#             same bits, where nothing underflows.
 _RANGE_MARGIN = 4.0
 
 

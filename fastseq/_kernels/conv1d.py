@@ -184,24 +184,44 @@ def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles
     (whole) and returns its (dkernel, dbias), which the caller sums over ranges in order;
     dbias is read off g's row 1 (the point 1: A's row of ones sums a tile).
 
-    When max |grad_y| over the range is above ``grad_limit`` (finite), the range runs on
-    grad_y * 2**-s, s the least power that brings it under, folded into A (exact), and its
-    results are multiplied by 2**s: the same bits as without the scaling, except where a
-    value falls below the smallest normal number times 2**s, where it was about to
-    overflow otherwise (see :func:`winograd_bounds`)."""
+    An overflow inside the transforms shows as an inf or NaN in the results (inf only ever
+    turns into inf or NaN). So when the range's dx rows, dkernel or dbias hold one (a check
+    over arrays in cache, smaller than grad_y where Cout > Cin), and max |grad_y| over the
+    range is above ``grad_limit`` (and finite), the range runs again on grad_y * 2**-s, s
+    the least power that brings it under, folded into A (exact), and its results are
+    multiplied by 2**s: the same bits as without the scaling, except where a value falls
+    below the smallest normal number times 2**s, where it overflowed otherwise (see
+    :func:`winograd_bounds`)."""
+    tiles_per_seq = dilation * tiles_per_phase
+    seq_lo, seq_hi = tile_lo // tiles_per_seq, tile_hi // tiles_per_seq
+    args = (v, grad_y, u, b_t, g_t, pad_left, dilation, tiles_per_phase, tile_lo, tile_hi, dx)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is handled below
+        dkernel, dbias = _backward_range(a, *args)
+    if (grad_limit < math.inf
+            and not (max_abs(dx, seq_lo, seq_hi) < math.inf
+                     and max_abs(dkernel, 0, dkernel.shape[0]) < math.inf
+                     and max_abs(dbias, 0, dbias.shape[0]) < math.inf)):
+        grad_max = max_abs(grad_y, seq_lo, seq_hi)
+        if grad_limit < grad_max < math.inf:  # grad_y's range, not an inf or NaN in it
+            shift = min(math.ceil(math.log2(grad_max / grad_limit)),
+                        np.finfo(grad_y.dtype).maxexp - 2)
+            # a power of two: exact
+            dkernel, dbias = _backward_range(a * grad_y.dtype.type(2.0 ** -shift), *args)
+            scale = grad_y.dtype.type(2.0 ** shift)
+            dx[seq_lo:seq_hi] *= scale
+            dkernel *= scale
+            dbias *= scale
+    return dkernel, dbias
+
+
+def _backward_range(a, v, grad_y, u, b_t, g_t, pad_left, dilation, tiles_per_phase, tile_lo,
+                    tile_hi, dx):
+    # the arithmetic of winograd_backward_tiles, with grad_y's transform A = a
     n, m = a.shape
     count = tile_hi - tile_lo
     cin, cout = v.shape[2], grad_y.shape[2]
     tiles_per_seq = dilation * tiles_per_phase
-    seq_lo, seq_hi = tile_lo // tiles_per_seq, tile_hi // tiles_per_seq
-    dx[seq_lo:seq_hi] = 0
-    shift = 0
-    if grad_limit < math.inf:
-        grad_max = max_abs(grad_y, seq_lo, seq_hi)
-        if grad_max > grad_limit and grad_max < math.inf:  # not NaN or inf: nothing helps
-            shift = min(math.ceil(math.log2(grad_max / grad_limit)),
-                        np.finfo(grad_y.dtype).maxexp - 2)
-            a = a * grad_y.dtype.type(2.0 ** -shift)  # a power of two: exact
+    dx[tile_lo // tiles_per_seq:tile_hi // tiles_per_seq] = 0
     g = np.empty((n, count, cout), dtype=grad_y.dtype)
     products = np.empty((n, count, cin), dtype=grad_y.dtype)
     tile_transform(grad_y, 0, dilation, m, tiles_per_phase, tile_lo, count, a, g, 0)
@@ -210,11 +230,6 @@ def winograd_backward_tiles(v, grad_y, u, a, b_t, g_t, pad_left, dilation, tiles
     dbias = g[1].sum(axis=0)
     np.matmul(g, u.transpose(0, 2, 1), out=products)
     tile_untransform_add(products, b_t, pad_left, dilation, m, tiles_per_phase, tile_lo, count, dx)
-    if shift:
-        scale = grad_y.dtype.type(2.0 ** shift)
-        dx[seq_lo:seq_hi] *= scale
-        dkernel *= scale
-        dbias *= scale
     return dkernel, dbias
 
 
