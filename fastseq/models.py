@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from fastseq._kernels.geometry import positive_int
 from fastseq.layers import base as _base
 from fastseq.layers.base import Layer, assign_checked
 from fastseq.layers.embedding import as_indices
@@ -709,7 +710,7 @@ class Sequential:
             if value is not None:
                 raise NotImplementedError(f"fit: {what} is not supported by fastseq")
         self._check_compiled()
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         epochs = int(epochs)
         verbose = 1 if verbose == "auto" else int(verbose)
         if not 0 <= validation_split < 1:
@@ -824,7 +825,7 @@ class Sequential:
         if sample_weight is not None or steps is not None:
             raise NotImplementedError("evaluate: sample_weight / steps are not supported")
         self._check_compiled()
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         verbose = 1 if verbose == "auto" else int(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, len(x))
@@ -849,7 +850,7 @@ class Sequential:
             raise TypeError(f"predict: unexpected keyword argument(s) {sorted(kwargs)}")
         if steps is not None:
             raise NotImplementedError("predict: steps is not supported")
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         x = self._prepare_x(x)
         self._build_from_data(x)
         callback_list = None
@@ -933,12 +934,6 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def model_from_config(config, custom_objects=None):

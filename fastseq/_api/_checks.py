@@ -2,6 +2,8 @@
 argument, what it got and what was expected."""
 import numpy as np
 
+from .._kernels.geometry import positive_int  # noqa: F401 (the wrappers' size check)
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -57,11 +59,3 @@ def index_array(x, name):
             raise IndexError(f"{name} holds {x.max()}, which does not fit in int64")
         x = x.astype(np.int64)
     return c_contiguous(x)
-
-
-def positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)

@@ -19,11 +19,17 @@ import numpy as np
 
 from .._kernels import conv1d as _k
 from .._kernels._forkjoin import run_tasks
+from .._kernels.geometry import (
+    CONV_PADDINGS,
+    POOL_PADDINGS,
+    conv1d_output_geometry,
+    conv1d_output_length,
+    max_pool1d_output_geometry,
+    max_pool1d_output_length,
+    padding_mode,
+)
 from ._blas import serial_blas
 from ._checks import float_array, positive_int
-
-_PADDINGS = ("valid", "same", "causal")
-_POOL_PADDINGS = ("valid", "same")
 
 # Winograd F(m, k) tile size per kernel size: n = m + k - 1 <= 8 keeps the transforms'
 # constants small (float32 error ~1e-6 of the output's scale) and the GEMMs doing
@@ -139,35 +145,10 @@ def _winograd_grad_limit(bounds, top, cout, w_max, x_max, tiles):
                      tiles * (bounds["dkernel"] * x_max + bounds["alpha"]))
 
 
-def _padding(padding, allowed):
-    if not isinstance(padding, str):
-        raise TypeError(f"padding must be a string, one of {allowed}, got {type(padding).__name__}")
-    low = padding.lower()
-    if low not in allowed:
-        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
-    return low
-
-
 def _input3d(x, name="x"):
     if isinstance(x, np.ndarray) and x.ndim != 3:
         raise ValueError(f"{name} must be 3-D (batch, steps, channels), got shape {x.shape}")
     return float_array(x, name, ndim=3)
-
-
-def conv1d_output_length(length, kernel_size, strides=1, padding="valid", dilation_rate=1):
-    """Keras's output length of a Conv1D (may be < 1: the input is too short)."""
-    return _conv_geometry(length, kernel_size, strides, padding, dilation_rate)[0]
-
-
-def _conv_geometry(length, kernel_size, strides, padding, dilation_rate):
-    span = dilation_rate * (kernel_size - 1) + 1
-    if padding == "valid":
-        return (length - span) // strides + 1, 0
-    out_length = (length - 1) // strides + 1
-    if padding == "causal":
-        return out_length, span - 1
-    total = max((out_length - 1) * strides + span - length, 0)
-    return out_length, total // 2
 
 
 # x: (B, L, Cin), kernel: (k, Cin, Cout), bias: (Cout,) -> y: (B, Lout, Cout)
@@ -209,13 +190,14 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
             raise ValueError(f"bias must have shape ({cout},) (the filters), got {bias.shape}")
     strides = positive_int(strides, "strides")
     dilation_rate = positive_int(dilation_rate, "dilation_rate")
-    padding = _padding(padding, _PADDINGS)
+    padding = padding_mode(padding, CONV_PADDINGS)
     if strides > 1 and dilation_rate > 1:
         raise ValueError(
             "strides > 1 is not supported together with dilation_rate > 1 (as in Keras), got "
             f"strides={strides} and dilation_rate={dilation_rate}"
         )
-    out_length, pad_left = _conv_geometry(length, k, strides, padding, dilation_rate)
+    out_length, pad_left, _ = conv1d_output_geometry(length, k, strides, padding,
+                                                   dilation_rate)
     if out_length < 1:
         needed = dilation_rate * (k - 1) + 1 if padding == "valid" else 1
         raise ValueError(
@@ -344,14 +326,6 @@ def conv1d_backward(cache, grad_y):
 # ----------------------------------------------------------------------------- pooling
 
 
-def max_pool1d_output_length(length, pool_size, strides=None, padding="valid"):
-    """Keras's output length of MaxPooling1D (may be < 1: the input is too short)."""
-    strides = pool_size if strides is None else strides
-    if padding == "valid":
-        return (length - pool_size) // strides + 1
-    return (length - 1) // strides + 1
-
-
 # x: (B, L, C) -> y: (B, Lout, C)
 def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     """Max over windows of ``pool_size`` steps every ``strides`` (default: pool_size), as
@@ -361,16 +335,14 @@ def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     x = _input3d(x)
     pool_size = positive_int(pool_size, "pool_size")
     strides = pool_size if strides is None else positive_int(strides, "strides")
-    padding = _padding(padding, _POOL_PADDINGS)
+    padding = padding_mode(padding, POOL_PADDINGS)
     batch, length, channels = x.shape
-    out_length = max_pool1d_output_length(length, pool_size, strides, padding)
+    out_length, pad_left = max_pool1d_output_geometry(length, pool_size, strides, padding)
     if out_length < 1:
         raise ValueError(
             f"x has {length} steps, too short for pool_size={pool_size} under padding="
             f"'{padding}': it needs at least {pool_size if padding == 'valid' else 1} steps"
         )
-    total = max((out_length - 1) * strides + pool_size - length, 0) if padding == "same" else 0
-    pad_left = total // 2
     y = np.empty((batch, out_length, channels), dtype=x.dtype)
     argmax = np.empty((batch, out_length, channels), dtype=np.int32 if length < 2**31 else np.int64)
     _k.max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax)

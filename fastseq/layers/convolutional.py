@@ -2,6 +2,7 @@
 (filters,))."""
 from fastseq import activations as _activations
 from fastseq import initializers as _initializers
+from fastseq._kernels.geometry import CONV_PADDINGS, conv1d_output_length
 
 from .base import Layer
 from .core import _check_units, _FusedActivationMixin, _one_int, _reject_unsupported
@@ -16,17 +17,6 @@ from .pooling import (  # noqa: F401
 
 __all__ = ["Conv1D", "Convolution1D", "conv1d_output_length"]
 
-_PADDINGS = ("valid", "same", "causal")
-
-
-def conv1d_output_length(length, kernel_size, strides, padding, dilation_rate):
-    """Keras's output length of a 1-D convolution (None stays None)."""
-    if length is None:
-        return None
-    span = dilation_rate * (kernel_size - 1) + 1
-    if padding == "valid":
-        return (length - span) // strides + 1
-    return (length - 1) // strides + 1
 
 
 class Conv1D(_FusedActivationMixin, Layer):
@@ -53,8 +43,8 @@ class Conv1D(_FusedActivationMixin, Layer):
             raise ValueError(
                 "Conv1D: strides > 1 is incompatible with dilation_rate > 1 (as Keras)")
         padding = str(padding).lower()
-        if padding not in _PADDINGS:
-            raise ValueError(f"Conv1D: padding must be one of {_PADDINGS}, got {padding!r}")
+        if padding not in CONV_PADDINGS:
+            raise ValueError(f"Conv1D: padding must be one of {CONV_PADDINGS}, got {padding!r}")
         self.padding = padding
         if data_format not in (None, "channels_last"):
             raise NotImplementedError(

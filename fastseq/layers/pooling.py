@@ -1,4 +1,5 @@
 """MaxPooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D (channels-last)."""
+from fastseq._kernels.geometry import POOL_PADDINGS, max_pool1d_output_length
 
 from .base import Layer
 from .core import _one_int
@@ -35,17 +36,13 @@ class MaxPooling1D(Layer):
         self.strides = (self.pool_size if strides is None
                         else _one_int(strides, "MaxPooling1D: strides"))
         padding = str(padding).lower()
-        if padding not in ("valid", "same"):
+        if padding not in POOL_PADDINGS:
             raise ValueError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
         self.data_format = _channels_last(data_format, "MaxPooling1D")
 
     def _output_length(self, length):
-        if length is None:
-            return None
-        if self.padding == "valid":
-            return (length - self.pool_size) // self.strides + 1
-        return (length - 1) // self.strides + 1
+        return max_pool1d_output_length(length, self.pool_size, self.strides, self.padding)
 
     def _check_length(self, length):
         out = self._output_length(length)

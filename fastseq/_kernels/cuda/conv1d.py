@@ -1,8 +1,8 @@
 """numba.cuda: Conv1D (im2col + one GEMM) and 1-D pooling, channels-last, Keras semantics.
 
-Same functions and signatures as the NumPy reference (:mod:`fastseq._kernels.reference.conv1d`,
-whose geometry helpers are shared); arrays are device arrays (NumPy arrays are copied to
-the device) and results and caches stay there.
+Same functions and signatures as the NumPy reference (:mod:`fastseq._kernels.reference.conv1d`;
+the geometry is :mod:`fastseq._kernels.geometry`'s, shared by every floor); arrays are device
+arrays (NumPy arrays are copied to the device) and results and caches stay there.
 
 Every backward is a gather (one thread per input element sums what reaches it, in a fixed
 order), never a scatter with atomics: col2im for conv1d, the window owners for max pooling.
@@ -10,8 +10,15 @@ order), never a scatter with atomics: col2im for conv1d, the window owners for m
 import numpy as np
 from numba import cuda
 
-from ..reference.conv1d import conv1d_output_geometry, max_pool1d_output_geometry
-from .elementwise import as_device, bias_add, column_sum, device_mask, launch, positive_int, scalar
+from ..geometry import (
+    CONV_PADDINGS,
+    POOL_PADDINGS,
+    conv1d_output_geometry,
+    max_pool1d_output_geometry,
+    padding_mode,
+    positive_int,
+)
+from .elementwise import as_device, bias_add, column_sum, device_mask, launch, scalar
 from .gemm import gemm
 
 __all__ = [
@@ -20,13 +27,6 @@ __all__ = [
     "global_average_pool1d_forward", "global_average_pool1d_backward",
     "global_max_pool1d_forward", "global_max_pool1d_backward",
 ]
-
-_PADDINGS = ("valid", "same", "causal")
-
-
-def _check_padding(padding, allowed):
-    if padding not in allowed:
-        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
 
 
 # ---------------------------------------------------------------------------- conv1d
@@ -85,7 +85,7 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
                          f"channels), got {tuple(kernel.shape)}")
     strides = positive_int(strides, "strides")
     dilation_rate = positive_int(dilation_rate, "dilation_rate")
-    _check_padding(padding, _PADDINGS)
+    padding = padding_mode(padding, CONV_PADDINGS)
     if bias is not None:
         bias = as_device(bias, "bias", ndim=1, dtype=dtype)
         if tuple(bias.shape) != (cout,):
@@ -188,7 +188,7 @@ def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     x = as_device(x, "x", ndim=3)
     pool_size = positive_int(pool_size, "pool_size")
     strides = pool_size if strides is None else positive_int(strides, "strides")
-    _check_padding(padding, ("valid", "same"))
+    padding = padding_mode(padding, POOL_PADDINGS)
     batch, length, channels = x.shape
     out_length, pad_left = max_pool1d_output_geometry(length, pool_size, strides, padding)
     if out_length < 1:

@@ -126,15 +126,6 @@ def scalar(value, dtype):
     return np.dtype(dtype).type(value)
 
 
-def positive_int(value, name):
-    """``value`` as an int >= 1 (TypeError for a non-int or a bool, ValueError below 1)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def device_mask(mask, shape):
     """A (B, L) mask as a device array (host masks: uint8, 1 = kept; device masks pass
     through, any dtype, nonzero = kept), or None."""

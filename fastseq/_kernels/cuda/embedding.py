@@ -17,6 +17,7 @@ position, never an out-of-bounds read.
 import numpy as np
 from numba import cuda, int64
 
+from ..geometry import positive_int
 from .elementwise import (
     MAX_THREADS,
     SIMULATOR,
@@ -24,7 +25,6 @@ from .elementwise import (
     as_device_indices,
     launch,
     launch_1d,
-    positive_int,
     zeros,
 )
 

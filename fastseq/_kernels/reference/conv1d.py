@@ -14,6 +14,8 @@ Geometry (Keras / TensorFlow): with span = dilation * (k - 1) + 1,
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..geometry import conv1d_output_geometry, max_pool1d_output_geometry
+
 __all__ = [
     "conv1d_output_geometry",
     "conv1d_forward",
@@ -26,18 +28,6 @@ __all__ = [
     "global_max_pool1d_forward",
     "global_max_pool1d_backward",
 ]
-
-
-def conv1d_output_geometry(length, kernel_size, strides, padding, dilation_rate):
-    """(Lout, pad_left, pad_right) of a Keras Conv1D; Lout < 1 means the input is too short."""
-    span = dilation_rate * (kernel_size - 1) + 1
-    if padding == "valid":
-        return (length - span) // strides + 1, 0, 0
-    out_length = (length - 1) // strides + 1
-    if padding == "causal":
-        return out_length, span - 1, 0
-    total = max((out_length - 1) * strides + span - length, 0)
-    return out_length, total // 2, total - total // 2
 
 
 def _pad_time(x, pad_left, pad_right):
@@ -90,16 +80,6 @@ def _is_max(values, maxima):
     return (values == maxima) | (np.isnan(values) & np.isnan(maxima))
 
 
-def max_pool1d_output_geometry(length, pool_size, strides, padding):
-    """(Lout, pad_left) of a Keras MaxPooling1D; padded steps never win the max."""
-    if padding == "valid":
-        return (length - pool_size) // strides + 1, 0
-    out_length = (length - 1) // strides + 1
-    total = max((out_length - 1) * strides + pool_size - length, 0)
-    return out_length, total // 2
-
-
-# x: (B, L, C) -> y: (B, Lout, C); cache holds argmax: (B, Lout, C) int64 steps of x
 def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
     strides = pool_size if strides is None else strides
     batch, length, channels = x.shape
