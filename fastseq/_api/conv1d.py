@@ -13,9 +13,12 @@ an opaque dict: pass it to the matching backward, once or more, and do not modif
 float32 and float64 (inputs keep their dtype); deterministic: the same inputs give the
 same bits whatever the thread count.
 """
+from __future__ import annotations
+
 import functools
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._kernels import conv1d as _k
 from .._kernels._forkjoin import run_tasks
@@ -152,7 +155,9 @@ def _input3d(x, name="x"):
 
 
 # x: (B, L, Cin), kernel: (k, Cin, Cout), bias: (Cout,) -> y: (B, Lout, Cout)
-def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+def conv1d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None,
+                   strides: int = 1, padding: str = "valid", dilation_rate: int = 1
+                   ) -> tuple[np.ndarray, dict]:
     """1-D convolution (cross-correlation, as Keras's Conv1D without its activation).
 
     x: (batch, steps, in_channels) float32/float64; kernel: (kernel_size, in_channels,
@@ -269,7 +274,8 @@ def _grad(grad, shape, dtype, name="grad_y"):
 
 
 # grad_y: (B, Lout, Cout) -> dx: (B, L, Cin), dkernel: (k, Cin, Cout), dbias: (Cout,) or None
-def conv1d_backward(cache, grad_y):
+def conv1d_backward(cache: dict, grad_y: ArrayLike
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`conv1d_forward`: ``(dx, dkernel, dbias)``, dbias None when the
     forward had no bias."""
     _check_cache(cache, ("x_shape", "kernel", "path"), "conv1d_forward")
@@ -327,7 +333,8 @@ def conv1d_backward(cache, grad_y):
 
 
 # x: (B, L, C) -> y: (B, Lout, C)
-def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
+def max_pool1d_forward(x: ArrayLike, pool_size: int = 2, strides: int | None = None,
+                       padding: str = "valid") -> tuple[np.ndarray, dict]:
     """Max over windows of ``pool_size`` steps every ``strides`` (default: pool_size), as
     Keras's MaxPooling1D. Padded steps ('same') never win; on ties the gradient goes to
     the first maximum. A window holding a NaN gives NaN, as NumPy's max, and its gradient
@@ -352,7 +359,7 @@ def max_pool1d_forward(x, pool_size=2, strides=None, padding="valid"):
 
 
 # grad_y: (B, Lout, C) -> dx: (B, L, C)
-def max_pool1d_backward(cache, grad_y):
+def max_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray:
     """Gradient of :func:`max_pool1d_forward`: each window's gradient goes to its max."""
     _check_cache(cache, ("x_shape", "argmax", "pool_size"), "max_pool1d_forward")
     argmax = cache["argmax"]
@@ -378,7 +385,8 @@ def _mask(mask, batch, length):
 
 
 # x: (B, L, C), mask: (B, L) bool -> y: (B, C)
-def global_average_pool1d_forward(x, mask=None):
+def global_average_pool1d_forward(x: ArrayLike, mask: ArrayLike | None = None
+                                  ) -> tuple[np.ndarray, dict]:
     """Mean over the steps, as Keras's GlobalAveragePooling1D: with a mask only the
     unmasked (True) steps count, and a fully masked sequence gives 0 (Keras: 0/0 = NaN).
     Returns ``(y, cache)``."""
@@ -394,7 +402,7 @@ def global_average_pool1d_forward(x, mask=None):
 
 
 # grad_y: (B, C) -> dx: (B, L, C)
-def global_average_pool1d_backward(cache, grad_y):
+def global_average_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray:
     _check_cache(cache, ("x_shape", "inv_counts"), "global_average_pool1d_forward")
     batch, length, channels = cache["x_shape"]
     inv_counts = cache["inv_counts"]
@@ -405,7 +413,8 @@ def global_average_pool1d_backward(cache, grad_y):
 
 
 # x: (B, L, C), mask: (B, L) bool -> y: (B, C)
-def global_max_pool1d_forward(x, mask=None):
+def global_max_pool1d_forward(x: ArrayLike, mask: ArrayLike | None = None
+                              ) -> tuple[np.ndarray, dict]:
     """Max over the steps; ties send the gradient to the first maximum. A NaN among the
     (unmasked) steps gives NaN, as NumPy's max, and the gradient goes to the first NaN.
 
@@ -424,7 +433,7 @@ def global_max_pool1d_forward(x, mask=None):
 
 
 # grad_y: (B, C) -> dx: (B, L, C)
-def global_max_pool1d_backward(cache, grad_y):
+def global_max_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray:
     _check_cache(cache, ("x_shape", "argmax"), "global_max_pool1d_forward")
     argmax = cache["argmax"]
     gy = _grad(grad_y, argmax.shape, cache["dtype"])

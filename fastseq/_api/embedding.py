@@ -4,7 +4,10 @@ All arrays are plain NumPy. Indices may have any shape of up to 63 dimensions (N
 allows 64, and the output has one more) and be int32 or int64 (other integer dtypes are
 widened to int64); weights and gradients are float32 or float64.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._kernels import embedding as _emb
 from ._checks import MAX_NDIM, float_array, index_array, positive_int
@@ -84,7 +87,8 @@ def _check_grad(indices_shape, grad_output):
     return grad.reshape(int(np.prod(indices_shape, dtype=np.int64)), grad.shape[-1])
 
 
-def embedding_forward(weights, indices, out=None):
+def embedding_forward(weights: ArrayLike, indices: ArrayLike,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """Gather rows: ``out[..., :] = weights[indices[...], :]``.
 
     # weights: (V, D), indices: (...) -> out: (..., D)
@@ -123,7 +127,8 @@ def embedding_forward(weights, indices, out=None):
     return out
 
 
-def embedding_backward(indices, grad_output, num_embeddings, padding_idx=None):
+def embedding_backward(indices: ArrayLike, grad_output: ArrayLike, num_embeddings: int,
+                       padding_idx: int | None = None) -> np.ndarray:
     """Dense gradient of the gather: ``grad[r] = sum of grad_output[p] where indices[p] == r``.
 
     # indices: (...), grad_output: (..., D) -> grad_weights: (V, D)
@@ -140,7 +145,10 @@ def embedding_backward(indices, grad_output, num_embeddings, padding_idx=None):
     return _emb.scatter_add_dense(idx.reshape(-1), grad, num_embeddings, skip)
 
 
-def embedding_backward_sparse(indices, grad_output, padding_idx=None, num_embeddings=None):
+def embedding_backward_sparse(indices: ArrayLike, grad_output: ArrayLike,
+                              padding_idx: int | None = None,
+                              num_embeddings: int | None = None
+                              ) -> tuple[np.ndarray, np.ndarray]:
     """Row-sparse gradient of the gather: ``(rows, values)``, no (V, D) array written.
 
     # indices: (...), grad_output: (..., D) -> rows: (U,) int64 ascending, values: (U, D)

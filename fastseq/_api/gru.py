@@ -15,7 +15,10 @@ With ``reset_after=False`` ``bias`` is (3H,) (input side only) and
 
 All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._kernels import gru as _gru
 from .._threads import get_num_threads
@@ -45,8 +48,12 @@ def _bias_input(bias, H, reset_after, dtype):
     return bias
 
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None, go_backwards=False,
-                training=True, reset_after=True, input_masks=None, recurrent_masks=None):
+def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                bias: ArrayLike | None, h0: ArrayLike | None = None,
+                mask: ArrayLike | None = None, go_backwards: bool = False,
+                training: bool = True, reset_after: bool = True,
+                input_masks: ArrayLike | None = None, recurrent_masks: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict | None]:
     """The GRU over a batch of sequences, as Keras's ``GRU(return_sequences=True)``.
 
     x: (B, T, D) inputs; kernel: (D, 3H); recurrent_kernel: (H, 3H); bias: (2, 3H) with
@@ -121,7 +128,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None, go_backwa
     return outputs, h_last, cache
 
 
-def gru_backward(cache, grad_outputs=None, grad_h_last=None):
+def gru_backward(cache: dict, grad_outputs: ArrayLike | None = None,
+                 grad_h_last: ArrayLike | None = None) -> tuple[np.ndarray | None, ...]:
     """The gradients of :func:`gru_forward` (backpropagation through time).
 
     cache: from ``gru_forward(..., training=True)``; grad_outputs: (B, T, H), the gradient
