@@ -40,7 +40,6 @@ from .lstm import (
     _active_steps,
     _add_leading_grad_outputs,
     _fill_leading_outputs,
-    _inputs_feature_major,
     _row_bounds,
     _sigmoid,
     _tanh,
@@ -136,14 +135,22 @@ def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, ac
 
 
 @njit(**_JIT)
-def _inputs_feature_major_masked(x, time_index, input_mask, x_t):
-    # x: (R, T, D), time_index: (Ta,), input_mask: (R, D) -> x_t: (D, Ta, R) = x * mask,
-    # the active steps in processing order
-    for d in range(x_t.shape[0]):
-        for k in range(time_index.shape[0]):
-            t = time_index[k]
-            for b in range(x.shape[0]):
-                x_t[d, k, b] = x[b, t, d] * input_mask[b, d]
+def _inputs_feature_major(x, time_index, k0, k1, input_mask, has_input_mask, x_t):
+    # x: (R, T, D), time_index: (Ta,) -> x_t[:, k0:k1]: (D, k1 - k0, R), the inputs of the
+    # active steps k0..k1-1 (times input_mask (R, D) when has_input_mask). Row by row, each
+    # row's steps in order: the reads stream through memory and the block of x_t, written
+    # just before the projection GEMM reads it, stays in L2.
+    D = x_t.shape[0]
+    for b in range(x.shape[0]):
+        for k in range(k0, k1):
+            xb = x[b, time_index[k]]
+            if has_input_mask:
+                mb = input_mask[b]
+                for d in range(D):
+                    x_t[d, k, b] = xb[d] * mb[d]
+            else:
+                for d in range(D):
+                    x_t[d, k, b] = xb[d]
 
 
 def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, step_end,
@@ -156,10 +163,8 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, ste
     Ta = step_pos.size
     dtype = x.dtype
     x_t = np.empty((D, Ta, R), dtype=dtype)
-    if input_mask is None:
-        _inputs_feature_major(x, time_index, x_t)
-    else:
-        _inputs_feature_major_masked(x, time_index, input_mask, x_t)
+    has_input_mask = input_mask is not None
+    input_mask_arg = input_mask if has_input_mask else np.ones((1, 1), dtype=dtype)
     has_mask = mask_tm is not None and not mask_tm[step_pos].all()
     mask_arg = mask_tm if has_mask else np.ones((1, 1), dtype=np.bool_)
     has_recurrent_mask = recurrent_mask is not None
@@ -183,6 +188,7 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, ste
         k1 = min(Ta, k0 + block)
         cols = (k1 - k0) * R
         xw = xw_buffer[:H * cols].reshape(H, cols)
+        _inputs_feature_major(x, time_index, k0, k1, input_mask_arg, has_input_mask, x_t)
         np.matmul(kernel_t, x_t[:, k0:k1].reshape(D, cols), out=xw)
         _forward_steps(xw, k0, k1, k0, bias, recurrent_kernel_t, activation, zero, hs,
                        recurrent_mask_t, has_recurrent_mask, mask_arg, has_mask, step_pos,
