@@ -135,22 +135,24 @@ def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, ac
 
 
 @njit(**_JIT)
-def _inputs_feature_major(x, time_index, k0, k1, input_mask, has_input_mask, x_t):
-    # x: (R, T, D), time_index: (Ta,) -> x_t[:, k0:k1]: (D, k1 - k0, R), the inputs of the
-    # active steps k0..k1-1 (times input_mask (R, D) when has_input_mask). Row by row, each
-    # row's steps in order: the reads stream through memory and the block of x_t, written
-    # just before the projection GEMM reads it, stays in L2.
+def _inputs_feature_major(x, time_index, k0, k1, input_mask, has_input_mask, x_t, slot0):
+    # x: (R, T, D), time_index: (Ta,) -> x_t[:, slot0:slot0 + k1 - k0]: (D, k1 - k0, R),
+    # the inputs of the active steps k0..k1-1 (times input_mask (R, D) when
+    # has_input_mask). Row by row, each row's steps in order: the reads stream through
+    # memory and the block of x_t, written just before the projection GEMM reads it, stays
+    # in L2.
     D = x_t.shape[0]
     for b in range(x.shape[0]):
         for k in range(k0, k1):
             xb = x[b, time_index[k]]
+            s = slot0 + k - k0
             if has_input_mask:
                 mb = input_mask[b]
                 for d in range(D):
-                    x_t[d, k, b] = xb[d] * mb[d]
+                    x_t[d, s, b] = xb[d] * mb[d]
             else:
                 for d in range(D):
-                    x_t[d, k, b] = xb[d]
+                    x_t[d, s, b] = xb[d]
 
 
 def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, step_end,
@@ -162,7 +164,6 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, ste
     H = recurrent_kernel.shape[0]
     Ta = step_pos.size
     dtype = x.dtype
-    x_t = np.empty((D, Ta, R), dtype=dtype)
     has_input_mask = input_mask is not None
     input_mask_arg = input_mask if has_input_mask else np.ones((1, 1), dtype=dtype)
     has_mask = mask_tm is not None and not mask_tm[step_pos].all()
@@ -181,15 +182,19 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, mask_tm, step_pos, ste
     hu = np.empty((H, R), dtype=dtype)
     zero = dtype.type(0)
     # the input projection, one GEMM per block of steps: the block stays in cache until the
-    # steps read it
+    # steps read it. The training cache keeps all the steps' inputs (dkernel needs them);
+    # inference one block of them.
     block = _steps_per_block(Ta, R, H)
     xw_buffer = np.empty(H * block * R, dtype=dtype)
+    x_t = np.empty((D, Ta if training else min(Ta, block), R), dtype=dtype)
     for k0 in range(0, Ta, block):
         k1 = min(Ta, k0 + block)
         cols = (k1 - k0) * R
         xw = xw_buffer[:H * cols].reshape(H, cols)
-        _inputs_feature_major(x, time_index, k0, k1, input_mask_arg, has_input_mask, x_t)
-        np.matmul(kernel_t, x_t[:, k0:k1].reshape(D, cols), out=xw)
+        slot0 = k0 if training else 0
+        _inputs_feature_major(x, time_index, k0, k1, input_mask_arg, has_input_mask, x_t,
+                              slot0)
+        np.matmul(kernel_t, x_t[:, slot0:slot0 + k1 - k0].reshape(D, cols), out=xw)
         _forward_steps(xw, k0, k1, k0, bias, recurrent_kernel_t, activation, zero, hs,
                        recurrent_mask_t, has_recurrent_mask, mask_arg, has_mask, step_pos,
                        step_end, outputs, hu, hm)
