@@ -188,7 +188,8 @@ def tanh_sigmoid(x, out_tanh, out_sigmoid):
 
 @njit(**_JIT)
 def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, hs, cs, gates,
-                   h_cols, store_h, mask_tm, has_mask, step_pos, step_end, outputs, hu):
+                   h_cols, store_h, mask_tm, has_mask, step_pos, step_end, outputs, hu,
+                   rmask, has_rmask, hm):
     # Steps k_begin..k_end-1 of a block of R batch rows (rows never interact), feature-major:
     # a step's state is (H, R), so its small GEMM is recurrent_kernel.T (4H, H) @ h (H, R),
     # the orientation the BLAS runs fastest for small R, and the element-wise loops run
@@ -199,7 +200,8 @@ def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, hs
     # alternates); gates: (G, 4H, R) activations i, f, g, o of step k in slot k % G
     # (G = Ta: the cache, 1: scratch); h_cols: (H, Ta + 1, R) h before each step (written
     # when store_h); mask_tm: (T, R) in processing order; step_pos, step_end: (Ta,)
-    # -> outputs: (R, T, H). hu: (4H, R) scratch.
+    # -> outputs: (R, T, H). hu: (4H, R) scratch. rmask: (4, H, R) the recurrent dropout
+    # masks (has_rmask): gate g's GEMM reads h * rmask[g]; hm: (H, R) scratch.
     H = hs.shape[1]
     R = hs.shape[2]
     n_cells = cs.shape[0]
@@ -209,7 +211,17 @@ def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, hs
         h_new = hs[(k + 1) % 2]
         c_prev = cs[k % n_cells]
         c_new = cs[(k + 1) % n_cells]
-        np.dot(recurrent_kernel_t, h_prev, hu)
+        if has_rmask:
+            # one (H, H) @ (H, R) GEMM per gate on its dropped-out h
+            hp = h_prev.reshape(H * R)
+            hmf = hm.reshape(H * R)
+            for g in range(4):
+                rmg = rmask[g].reshape(H * R)
+                for e in range(H * R):
+                    hmf[e] = hp[e] * rmg[e]
+                np.dot(recurrent_kernel_t[g * H:(g + 1) * H], hm, hu[g * H:(g + 1) * H])
+        else:
+            np.dot(recurrent_kernel_t, h_prev, hu)
         gk = gates[k % n_gates]
         col = (k - block_start) * R
         # the gate nonlinearities: sigmoid for i, f, o; tanh for g (rows 2H..3H)
@@ -276,6 +288,20 @@ def _inputs_feature_major(x, time_index, x_t):
                 x_t[d, k, b] = x[b, t, d]
 
 
+@njit(**_JIT)
+def _masked_columns(src, k0, k1, mask, out):
+    # src: (F, S, R), mask: (F, R) -> out: (F, (k1 - k0) * R) = src[:, k0:k1] * mask,
+    # a gate's dropped-out inputs (or h) over a block of steps
+    R = src.shape[2]
+    for f in range(src.shape[0]):
+        m = mask[f]
+        for k in range(k0, k1):
+            s = src[f, k]
+            o = out[f, (k - k0) * R:(k - k0 + 1) * R]
+            for b in range(R):
+                o[b] = s[b] * m[b]
+
+
 def _active_steps(mask, T, go_backwards):
     """The steps not masked for the whole batch, in processing order.
 
@@ -308,9 +334,10 @@ def _row_bounds(B, n_blocks):
 
 
 def _forward_block(x, kernel, recurrent_kernel, bias, h0, c0, mask_tm, step_pos, step_end,
-                   time_index, training, outputs):
-    # One block of R rows. x: (R, T, D), h0, c0: (R, H), mask_tm: (T, R) or None
-    # -> outputs: (R, T, H) written; returns (h_last, c_last, cache or None)
+                   time_index, training, outputs, imask=None, rmask=None):
+    # One block of R rows. x: (R, T, D), h0, c0: (R, H), mask_tm: (T, R) or None, imask:
+    # (4, D, R) or None, rmask: (4, H, R) or None -> outputs: (R, T, H) written; returns
+    # (h_last, c_last, cache or None)
     R, T, D = x.shape
     H = recurrent_kernel.shape[0]
     Ta = step_pos.size
@@ -333,30 +360,43 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, c0, mask_tm, step_pos,
     recurrent_kernel_t = np.ascontiguousarray(recurrent_kernel.T)
     kernel_t = kernel.T
     hu = np.empty((4 * H, R), dtype=dtype)
-    # the input projection, one GEMM per block of steps: the block stays in cache until the
-    # steps read it
+    has_rmask = rmask is not None
+    rmask_arg = rmask if has_rmask else np.empty((1, 1, 1), dtype=dtype)
+    hm = np.empty((H, R) if has_rmask else (1, 1), dtype=dtype)
+    # the input projection, one GEMM per block of steps (one per gate with input dropout):
+    # the block stays in cache until the steps read it
     block = _steps_per_block(Ta, R, 4 * H)
     xw_buffer = np.empty(4 * H * block * R, dtype=dtype)
+    xm_buffer = np.empty(D * block * R if imask is not None else 0, dtype=dtype)
     for k0 in range(0, Ta, block):
         k1 = min(Ta, k0 + block)
         cols = (k1 - k0) * R
         xw = xw_buffer[:4 * H * cols].reshape(4 * H, cols)
-        np.matmul(kernel_t, x_t[:, k0:k1].reshape(D, cols), out=xw)
+        if imask is None:
+            np.matmul(kernel_t, x_t[:, k0:k1].reshape(D, cols), out=xw)
+        else:
+            xm = xm_buffer[:D * cols].reshape(D, cols)
+            for g in range(4):
+                _masked_columns(x_t, k0, k1, imask[g], xm)
+                np.matmul(kernel_t[g * H:(g + 1) * H], xm, out=xw[g * H:(g + 1) * H])
         _forward_steps(xw, k0, k1, k0, bias, recurrent_kernel_t, hs, cs, gates, h_cols,
-                       training, mask_arg, has_mask, step_pos, step_end, outputs, hu)
+                       training, mask_arg, has_mask, step_pos, step_end, outputs, hu,
+                       rmask_arg, has_rmask, hm)
     h_last = hs[Ta % 2].T
     c_last = cs[Ta % cs.shape[0]].T
     if not training:
         return h_last, c_last, None
     block_cache = {"x_t": x_t, "gates": gates, "h_cols": h_cols, "cs": cs,
-                   "mask_tm": mask_arg, "has_mask": has_mask}
+                   "mask_tm": mask_arg, "has_mask": has_mask, "imask": imask, "rmask": rmask}
     return h_last, c_last, block_cache
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
-                 row_blocks=1, n_threads=1, serial_blas=contextlib.nullcontext):
+                 row_blocks=1, n_threads=1, serial_blas=contextlib.nullcontext,
+                 input_masks=None, recurrent_masks=None):
     # x: (B, T, D), kernel: (D, 4H), recurrent_kernel: (H, 4H), bias: (4H,), h0, c0: (B, H),
-    # mask: (B, T) bool or None -> outputs: (B, T, H), h_last, c_last: (B, H), cache.
+    # mask: (B, T) bool or None, input_masks: (4, B, D) or None, recurrent_masks: (4, B, H)
+    # or None -> outputs: (B, T, H), h_last, c_last: (B, H), cache.
     # The batch runs as row_blocks independent blocks of rows on n_threads threads;
     # serial_blas() is a context in which the BLAS keeps to the calling thread.
     B, T, D = x.shape
@@ -375,9 +415,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, 
     def work(c):
         b0, b1 = bounds[c], bounds[c + 1]
         block_mask = None if mask_tm is None else np.ascontiguousarray(mask_tm[:, b0:b1])
+        # the blocks' dropout masks, feature-major: (4, D, R) and (4, H, R)
+        imask = None if input_masks is None else \
+            np.ascontiguousarray(input_masks[:, b0:b1].transpose(0, 2, 1))
+        rmask = None if recurrent_masks is None else \
+            np.ascontiguousarray(recurrent_masks[:, b0:b1].transpose(0, 2, 1))
         h, cc, block_caches[c] = _forward_block(
             x[b0:b1], kernel, recurrent_kernel, bias, h0[b0:b1], c0[b0:b1], block_mask,
-            step_pos, step_end, time_index, training, outputs[b0:b1])
+            step_pos, step_end, time_index, training, outputs[b0:b1], imask, rmask)
         h_last[b0:b1] = h
         c_last[b0:b1] = cc
 
@@ -400,7 +445,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, 
 @njit(**_JIT)
 def _backward_steps(k_begin, k_end, block_start, gates, cs, recurrent_kernel, mask_tm,
                     has_mask, step_pos, step_end, grad_outputs, has_grad_outputs, dh, dc,
-                    dbias, dz_block, dz, g_h, g_c, dc_other):
+                    dbias, dz_block, dz, g_h, g_c, dc_other, u_parts, rmask, has_rmask, dhg):
     # Steps k_end-1 down to k_begin of a block of R rows, feature-major as the forward.
     # gates: (Ta, 4H, R) activations i, f, g, o; cs: (Ta + 1, H, R); recurrent_kernel:
     # (H, 4H); grad_outputs: (R, T, H); dh, dc: (H, R), in: the gradients of the state
@@ -408,6 +453,9 @@ def _backward_steps(k_begin, k_end, block_start, gates, cs, recurrent_kernel, ma
     # -> dz_block: (4H, (k_end - block_start) * R), dz (the gradient of the gates'
     # pre-activations) of step k in columns (k - block_start)*R...
     # dz: (4H, R), g_h, g_c, dc_other: (H, R) scratch.
+    # With recurrent dropout (has_rmask): u_parts: (4, H, H) recurrent_kernel's gate blocks,
+    # rmask: (4, H, R) the masks, dh = sum over g of (u_parts[g] @ dz_g) * rmask[g];
+    # dhg: (H, R) scratch.
     H = cs.shape[1]
     R = cs.shape[2]
     n = H * R
@@ -467,7 +515,21 @@ def _backward_steps(k_begin, k_end, block_start, gates, cs, recurrent_kernel, ma
                     for j in range(H):
                         dc_other[j, b] = dc[j, b]
         dc[:] = dc_other
-        np.dot(recurrent_kernel, dz, dh)
+        if has_rmask:
+            # gate g's recurrent GEMM read h * rmask[g]: one (H, H) @ (H, R) GEMM per gate
+            dhf = dh.reshape(n)
+            dgf = dhg.reshape(n)
+            np.dot(u_parts[0], dz[:H], dhg)
+            m0 = rmask[0].reshape(n)
+            for e in range(n):
+                dhf[e] = dgf[e] * m0[e]
+            for g in range(1, 4):
+                np.dot(u_parts[g], dz[g * H:(g + 1) * H], dhg)
+                mg = rmask[g].reshape(n)
+                for e in range(n):
+                    dhf[e] += dgf[e] * mg[e]
+        else:
+            np.dot(recurrent_kernel, dz, dh)
         if has_mask:
             for b in range(R):
                 if not mask_tm[p0, b]:
@@ -503,10 +565,12 @@ def _scatter_steps(dx_steps, time_index, dx):
 
 
 def _backward_block(block, kernel, recurrent_kernel, step_pos, step_end, time_index,
-                    grad_outputs, dh, dc, dx):
+                    grad_outputs, dh, dc, dx, u_parts=None):
     # One block of R rows: dh, dc (R, H) in/out; dx (R, T, D) written at the active steps
-    # -> (dkernel, drecurrent_kernel, dbias) of this block
+    # -> (dkernel, drecurrent_kernel, dbias) of this block. u_parts: (4, H, H) the
+    # recurrent kernel's gate blocks (needed with recurrent dropout masks)
     x_t, gates, h_cols, cs = block["x_t"], block["gates"], block["h_cols"], block["cs"]
+    imask, rmask = block.get("imask"), block.get("rmask")
     D, Ta, R = x_t.shape
     H = cs.shape[1]
     dtype = x_t.dtype
@@ -521,25 +585,60 @@ def _backward_block(block, kernel, recurrent_kernel, step_pos, step_end, time_in
     drecurrent_part = np.empty_like(drecurrent_t)
     scratch = [np.empty((H, R), dtype=dtype) for _ in range(3)]
     dz = np.empty((4 * H, R), dtype=dtype)
+    has_rmask = rmask is not None
+    if has_rmask:
+        rmask_arg, u_arg, dhg = rmask, u_parts, np.empty((H, R), dtype=dtype)
+    else:
+        rmask_arg = np.empty((1, 1, 1), dtype=dtype)
+        u_arg = np.empty((1, 1, 1), dtype=dtype)
+        dhg = np.empty((1, 1), dtype=dtype)
     # blocks of steps, last to first: the steps collect their dz, and the block's share of
     # dkernel, drecurrent_kernel and dx follows as three GEMMs while dz is in cache
     block_steps = _steps_per_block(Ta, R, 4 * H)
     dz_buffer = np.empty(4 * H * block_steps * R, dtype=dtype)
     dx_buffer = np.empty(block_steps * R * D, dtype=dtype)
+    masked_buffer = np.empty(max(D, H) * block_steps * R if imask is not None or has_rmask
+                             else 0, dtype=dtype)
+    dx_gate = np.empty(block_steps * R * D if imask is not None else 0, dtype=dtype)
     kernel_t = kernel.T
     for k1 in range(Ta, 0, -block_steps):
         k0 = max(0, k1 - block_steps)
-        cols = (k1 - k0) * R
+        steps = k1 - k0
+        cols = steps * R
         dz_block = dz_buffer[:4 * H * cols].reshape(4 * H, cols)
         _backward_steps(k0, k1, k0, gates, cs, recurrent_kernel, block["mask_tm"],
                         block["has_mask"], step_pos, step_end, gout, has_grad_outputs, dh_t,
-                        dc_t, dbias, dz_block, dz, *scratch)
-        np.matmul(dz_block, x_t[:, k0:k1].reshape(D, cols).T, out=dkernel_part)
-        dkernel_t += dkernel_part
-        np.matmul(dz_block, h_cols[:, k0:k1].reshape(H, cols).T, out=drecurrent_part)
-        drecurrent_t += drecurrent_part
+                        dc_t, dbias, dz_block, dz, *scratch, u_arg, rmask_arg, has_rmask, dhg)
         dx_steps = dx_buffer[:cols * D].reshape(cols, D)
-        np.matmul(dz_block.T, kernel_t, out=dx_steps)
+        if imask is None:
+            np.matmul(dz_block, x_t[:, k0:k1].reshape(D, cols).T, out=dkernel_part)
+            np.matmul(dz_block.T, kernel_t, out=dx_steps)
+        else:
+            # every gate read its own dropped-out inputs
+            xm = masked_buffer[:D * cols].reshape(D, cols)
+            dxg = dx_gate[:cols * D].reshape(steps, R, D)
+            imask_t = imask.transpose(0, 2, 1)  # (4, R, D)
+            for g in range(4):
+                rows = slice(g * H, (g + 1) * H)
+                _masked_columns(x_t, k0, k1, imask[g], xm)
+                np.matmul(dz_block[rows], xm.T, out=dkernel_part[rows])
+                np.matmul(dz_block[rows].T, kernel_t[rows], out=dxg.reshape(cols, D))
+                dxg *= imask_t[g]
+                if g == 0:
+                    dx_steps[:] = dxg.reshape(cols, D)
+                else:
+                    dx_steps += dxg.reshape(cols, D)
+        dkernel_t += dkernel_part
+        if has_rmask:
+            # gate g's recurrent GEMM read h * rmask[g]
+            hm = masked_buffer[:H * cols].reshape(H, cols)
+            for g in range(4):
+                rows = slice(g * H, (g + 1) * H)
+                _masked_columns(h_cols, k0, k1, rmask[g], hm)
+                np.matmul(dz_block[rows], hm.T, out=drecurrent_part[rows])
+        else:
+            np.matmul(dz_block, h_cols[:, k0:k1].reshape(H, cols).T, out=drecurrent_part)
+        drecurrent_t += drecurrent_part
         _scatter_steps(dx_steps, time_index[k0:k1], dx)
     dh[:] = dh_t.T
     dc[:] = dc_t.T
@@ -564,12 +663,17 @@ def lstm_backward(cache, grad_outputs, grad_h_last, grad_c_last, has_bias, n_thr
     Ta = step_pos.size
     dx = np.zeros((B, T, D), dtype=dtype) if Ta < T else np.empty((B, T, D), dtype=dtype)
     partials = [None] * len(blocks)
+    # with recurrent dropout: the recurrent kernel's gate blocks, each contiguous (H, H)
+    u_parts = None
+    if any(block is not None and block.get("rmask") is not None for block in blocks):
+        u_parts = np.ascontiguousarray(recurrent_kernel.reshape(H, 4, H).transpose(1, 0, 2))
 
     def work(c):
         b0, b1 = bounds[c], bounds[c + 1]
         gout = None if grad_outputs is None else grad_outputs[b0:b1]
         partials[c] = _backward_block(blocks[c], kernel, recurrent_kernel, step_pos, step_end,
-                                      time_index, gout, dh[b0:b1], dc[b0:b1], dx[b0:b1])
+                                      time_index, gout, dh[b0:b1], dc[b0:b1], dx[b0:b1],
+                                      u_parts)
 
     dkernel = np.zeros((D, 4 * H), dtype=dtype)
     drecurrent_kernel = np.zeros((H, 4 * H), dtype=dtype)
