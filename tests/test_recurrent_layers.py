@@ -10,6 +10,7 @@ from test_layers import F64, check_layer_gradients
 from fastseq import kernels
 from fastseq.layers import (
     GRU,
+    LSTM,
     Bidirectional,
     Dense,
     Embedding,
@@ -48,6 +49,7 @@ def test_simple_rnn_gradients(activation, return_sequences, masked):
 
 
 LAYERS = {
+    "lstm": lambda **kw: LSTM(3, dtype=F64, **kw),
     "gru": lambda **kw: GRU(3, dtype=F64, **kw),
     "gru_before": lambda **kw: GRU(3, dtype=F64, reset_after=False, **kw),
     "simple_rnn": lambda **kw: SimpleRNN(3, dtype=F64, **kw),

@@ -75,12 +75,27 @@ def _mask_input(mask, B, T):
     return np.ascontiguousarray(mask)
 
 
+def _dropout_masks(masks, name, shape, expected, dtype):
+    """Per-gate dropout masks as a C-contiguous (4, B, F) array of the dtype of x."""
+    masks = _float_input(masks, name, expected, dtype)
+    _check_shape(masks, name, shape, expected)
+    return masks
+
+
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
-                 go_backwards=False, training=True):
+                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None):
     """The LSTM over a batch of sequences, as Keras's ``LSTM(return_sequences=True)``.
 
     x: (B, T, D) inputs; kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None;
     h0, c0: (B, H) initial state, or None for zeros; mask: (B, T) bool, or None.
+
+    Dropout as Keras's LSTM with ``recurrent_dropout > 0`` (its implementation 1): masks
+    fixed for the whole sequence, one per gate (i, f, c, o), already scaled (0 or
+    1 / (1 - rate)); the caller draws them. ``input_masks`` (4, B, D): gate g reads
+    ``x_t * input_masks[g]``; ``recurrent_masks`` (4, B, H): gate g's recurrent product
+    reads ``h * recurrent_masks[g]``, while the cell update ``c = f * c + i * g;
+    h = o * tanh(c)`` uses the undropped states. None (the default) costs nothing; the
+    backward takes the masks from the cache.
 
     Masks follow Keras: at a masked step (row b, step t) the state (h, c) keeps its value
     and the output repeats the previous output, which is the state h (h0 before the first
@@ -94,8 +109,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     otherwise it is what :func:`lstm_backward` needs (it only reads it), an opaque dict
     holding the inputs (Ta*B*D values), the gate activations (4*Ta*B*H) and the states h
     and c before and after every step (2*(Ta+1)*B*H), where Ta <= T is the number of steps
-    not masked for the whole batch: (6H + D) * B * Ta + 2 * B * H values, O(B*T*H); for
-    the seed's IMDB model (B, T, D, H) = (64, 500, 32, 100) about 80 MB in float32.
+    not masked for the whole batch: (6H + D) * B * Ta + 2 * B * H values, O(B*T*H), plus
+    the dropout masks (4*B*(D+H)) when given; for the seed's IMDB model (B, T, D, H) =
+    (64, 500, 32, 100) about 80 MB in float32.
     Inference (``training=False``) keeps O(B*H) state plus a 2 MB block of projections.
 
     The mask may also be an integer array (nonzero = keep). Inputs that are not
@@ -130,11 +146,19 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     h0, c0 = state
     if mask is not None:
         mask = _mask_input(mask, B, T)
+    masks = {}
+    if input_masks is not None:
+        masks["input_masks"] = _dropout_masks(input_masks, "input_masks", (4, B, D),
+                                              "(4, batch, features)", dtype)
+    if recurrent_masks is not None:
+        masks["recurrent_masks"] = _dropout_masks(recurrent_masks, "recurrent_masks",
+                                                  (4, B, H), "(4, batch, units)", dtype)
     go_backwards = _check_flag(go_backwards, "go_backwards")
     training = _check_flag(training, "training")
     outputs, h_last, c_last, cache = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
-        row_blocks=_row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas)
+        row_blocks=_row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas,
+        **masks)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, c_last, cache
@@ -149,8 +173,10 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
     three may be None (zero), not all of them. The dtype is the forward's.
 
     Returns ``(dx (B, T, D), dkernel (D, 4H), drecurrent_kernel (H, 4H), dbias (4H,) or
-    None when the forward had no bias, dh0 (B, H), dc0 (B, H))``. The cache is left as it
-    was: several backward passes (with different gradients) may use it.
+    None when the forward had no bias, dh0 (B, H), dc0 (B, H))``. The gradients are those
+    of the dropped-out computation when the forward had dropout masks (dx is zero where
+    every gate's input mask dropped an input). The cache is left as it was: several
+    backward passes (with different gradients) may use it.
     """
     if cache is None:
         raise ValueError("cache is None: run lstm_forward with training=True for a backward")

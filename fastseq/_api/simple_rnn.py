@@ -61,7 +61,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None,
     (masked) inputs (Ta*B*D values) and the states before and after every step
     ((Ta+1)*B*H), where Ta <= T is the number of steps not masked for the whole batch;
     for (B, T, D, H) = (64, 500, 32, 100) about 17 MB in float32. Inference
-    (``training=False``) keeps O(B*H) state plus a 2 MB block of projections.
+    (``training=False``) keeps O(B*H) state plus, per block of rows, a block of steps'
+    inputs and projections (512 KB).
 
     The mask may also be an integer array (nonzero = keep). Inputs that are not
     C-contiguous are copied once.

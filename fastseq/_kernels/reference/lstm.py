@@ -6,6 +6,12 @@ Gates in Keras's order i, f, c, o; activation tanh, recurrent activation sigmoid
     i, f, g, o = sigmoid(z_i), sigmoid(z_f), tanh(z_c), sigmoid(z_o)
     c = f * c + i * g;  h = o * tanh(c)
 
+Dropout as Keras's implementation 1 (the one Keras uses whenever recurrent_dropout > 0):
+per-gate masks fixed for the whole sequence, already scaled (0 or 1 / (1 - rate)).
+``input_masks`` (4, B, D): ``x_g = (x_t * input_masks[g]) @ W_g``; ``recurrent_masks``
+(4, B, H): gate g's recurrent product reads ``h * recurrent_masks[g]``, while the cell
+update ``c = f * c + i * g; h = o * tanh(c)`` uses the undropped states.
+
 Masks as Keras's RNN: at a masked step (row b, step t) the state (h, c) keeps its value and
 the output repeats the previous output, which is the state h (h0 before any unmasked step).
 With ``go_backwards`` the sequence is processed from the last step to the first and the
@@ -32,9 +38,10 @@ def _sigmoid(z, out):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
-                 go_backwards=False, training=True):
+                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None):
     # x: (B, T, D), kernel: (D, 4H), recurrent_kernel: (H, 4H), bias: (4H,) or None,
-    # h0, c0: (B, H), mask: (B, T) -> outputs: (B, T, H), h_last: (B, H), c_last: (B, H)
+    # h0, c0: (B, H), mask: (B, T), input_masks: (4, B, D) or None, recurrent_masks:
+    # (4, B, H) or None -> outputs: (B, T, H), h_last: (B, H), c_last: (B, H)
     B, T, D = x.shape
     H = recurrent_kernel.shape[0]
     dtype = x.dtype
@@ -44,8 +51,15 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     if mask is not None:
         ms = np.ascontiguousarray((mask[:, ::-1] if go_backwards else mask).T)  # (T, B)
     x_tm = np.ascontiguousarray(xs.transpose(1, 0, 2))  # (T, B, D)
-    # one GEMM for the input projection of every step: (T*B, D) @ (D, 4H)
-    gates = (x_tm.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)
+    # one GEMM for the input projection of every step: (T*B, D) @ (D, 4H), or one per gate
+    # on the gate's dropped-out inputs
+    if input_masks is None:
+        gates = (x_tm.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)
+    else:
+        gates = np.empty((T, B, 4 * H), dtype=dtype)
+        for g in range(4):
+            sl = slice(g * H, (g + 1) * H)
+            gates[:, :, sl] = (x_tm * input_masks[g]) @ kernel[:, sl]
     if bias is not None:
         gates += bias
     hs = np.empty((T + 1, B, H), dtype=dtype)  # hs[s + 1]: h after step s; hs[0] = h0
@@ -55,7 +69,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     z = np.empty((B, 4 * H), dtype=dtype)
     tanh_c = np.empty((B, H), dtype=dtype)
     for s in range(T):
-        np.matmul(hs[s], recurrent_kernel, out=z)
+        if recurrent_masks is None:
+            np.matmul(hs[s], recurrent_kernel, out=z)
+        else:
+            for g in range(4):  # each gate reads its own dropped-out h
+                sl = slice(g * H, (g + 1) * H)
+                np.matmul(hs[s] * recurrent_masks[g], recurrent_kernel[:, sl], out=z[:, sl])
         z += gates[s]
         _sigmoid(z[:, :2 * H], gates[s, :, :2 * H])          # i, f
         np.tanh(z[:, 2 * H:3 * H], out=gates[s, :, 2 * H:3 * H])  # g
@@ -80,6 +99,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
         "x_tm": x_tm, "gates": gates, "hs": hs, "cs": cs, "mask_tm": ms,
         "kernel": kernel, "recurrent_kernel": recurrent_kernel, "has_bias": bias is not None,
         "go_backwards": go_backwards,
+        "input_masks": input_masks, "recurrent_masks": recurrent_masks,
     }
     return outputs, h_last, c_last, cache
 
@@ -91,6 +111,7 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
     x_tm, gates, hs, cs = cache["x_tm"], cache["gates"], cache["hs"], cache["cs"]
     ms = cache["mask_tm"]
     kernel, recurrent_kernel = cache["kernel"], cache["recurrent_kernel"]
+    im, rm = cache.get("input_masks"), cache.get("recurrent_masks")
     T, B, D = x_tm.shape
     H = hs.shape[2]
     dtype = x_tm.dtype
@@ -99,6 +120,8 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
     dz = np.empty((T, B, 4 * H), dtype=dtype)
     tanh_c = np.empty((B, H), dtype=dtype)
     recurrent_kernel_t = np.ascontiguousarray(recurrent_kernel.T)
+    U_t = None if rm is None else \
+        [np.ascontiguousarray(recurrent_kernel[:, g * H:(g + 1) * H].T) for g in range(4)]
     for s in range(T - 1, -1, -1):
         if grad_outputs is not None:
             dh = dh + grad_outputs[:, s]
@@ -112,7 +135,13 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
         np.multiply(dc_s * g, i * (1.0 - i), out=dzs[:, :H])                      # i
         np.multiply(dc_s * cs[s], f * (1.0 - f), out=dzs[:, H:2 * H])             # f
         np.multiply(dc_s * i, 1.0 - g * g, out=dzs[:, 2 * H:3 * H])               # g
-        dh_prev = dzs @ recurrent_kernel_t
+        if rm is None:
+            dh_prev = dzs @ recurrent_kernel_t
+        else:
+            # gate g's recurrent product read h * rm[g]
+            dh_prev = np.zeros((B, H), dtype=dtype)
+            for g in range(4):
+                dh_prev += (dzs[:, g * H:(g + 1) * H] @ U_t[g]) * rm[g]
         dc_prev = dc_s * f
         if ms is not None:
             # masked rows: the state passed through unchanged, so do its gradients
@@ -121,11 +150,28 @@ def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
             dh_prev[keep] = dh[keep]
             dc_prev[keep] = dc[keep]
         dh, dc = dh_prev, dc_prev
-    dz2 = dz.reshape(T * B, 4 * H)
-    dkernel = x_tm.reshape(T * B, D).T @ dz2
-    drecurrent_kernel = hs[:-1].reshape(T * B, H).T @ dz2
+    rows = T * B
+    dz2 = dz.reshape(rows, 4 * H)
+    # dkernel and dx: every gate reads its own dropped-out inputs
+    if im is None:
+        dkernel = x_tm.reshape(rows, D).T @ dz2
+        dx_tm = (dz2 @ kernel.T).reshape(T, B, D)
+    else:
+        dkernel = np.empty((D, 4 * H), dtype=dtype)
+        dx_tm = np.zeros((T, B, D), dtype=dtype)
+        for g in range(4):
+            sl = slice(g * H, (g + 1) * H)
+            dkernel[:, sl] = (x_tm * im[g]).reshape(rows, D).T @ dz2[:, sl]
+            dx_tm += (dz[:, :, sl] @ kernel[:, sl].T) * im[g]
+    # drecurrent_kernel: gate g's recurrent product read h (dropped out with rm[g])
+    if rm is None:
+        drecurrent_kernel = hs[:-1].reshape(rows, H).T @ dz2
+    else:
+        drecurrent_kernel = np.empty((H, 4 * H), dtype=dtype)
+        for g in range(4):
+            sl = slice(g * H, (g + 1) * H)
+            drecurrent_kernel[:, sl] = (hs[:-1] * rm[g]).reshape(rows, H).T @ dz2[:, sl]
     dbias = dz2.sum(axis=0) if cache["has_bias"] else None
-    dx_tm = (dz2 @ kernel.T).reshape(T, B, D)
     dx = dx_tm.transpose(1, 0, 2)
     if cache["go_backwards"]:
         dx = dx[:, ::-1]
