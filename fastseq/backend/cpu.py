@@ -43,6 +43,14 @@ class CpuOps(Ops):
     _kernels = _kernels
     _optim = _optim
 
+    def run_concurrently(self, jobs):
+        # One job a thread. A kernel called from a job finds the helper threads taken and
+        # runs its row blocks on the job's thread, in the same blocks (the same results);
+        # one serial-BLAS context over both, so neither's exit restores a multithreaded BLAS
+        # while the other still runs.
+        with serial_blas():
+            return run_tasks(lambda job: job(), [(job,) for job in jobs], get_num_threads())
+
     # a: (M, K), b: (K, N) -> (M, N), deterministic for any thread count (see above)
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
         a = a.T if transpose_a else a

@@ -131,6 +131,11 @@ class Ops:
         half = x.shape[-1] // 2
         return np.ascontiguousarray(x[..., :half]), np.ascontiguousarray(x[..., half:])
 
+    def run_concurrently(self, jobs):
+        """[job() for job in jobs]: independent kernel calls (a Bidirectional's two
+        directions); a backend with threads to spare runs them at once."""
+        return [job() for job in jobs]
+
     # ------------------------------------------------------------------ gradient clipping
     def sum_of_squares(self, x):
         """sum(x ** 2) in float64, as a Python float."""

@@ -77,6 +77,7 @@ class _RNN(Layer):
         self.stateful = False
         self.unroll = bool(unroll)
         self.kernel = self.recurrent_kernel = self.bias = None
+        self._pending = None  # what a started pass's finish needs (see _forward_start)
 
     # ----- building
     def build(self, input_shape):
@@ -172,6 +173,16 @@ class _RNN(Layer):
 
     # x: (B, T, D), mask: (B, T) bool -> (B, T, u) or (B, u) [, states (B, u) ...]
     def forward(self, x, mask=None, training=False, initial_state=None):
+        return self._forward_finish(self._forward_start(x, mask, training, initial_state)())
+
+    # grad_y: (B, T, u) with return_sequences, else (B, u) -> grad_x: (B, T, D)
+    def backward(self, grad_y, need_input_grad=True):
+        return self._backward_finish(self._backward_start(grad_y)(), need_input_grad)
+
+    # The passes in two halves, so that a Bidirectional runs its two layers' kernels at once:
+    # *_start does the host work in order (checks, the dropout draws) and returns the kernel
+    # call; *_finish takes its result.
+    def _forward_start(self, x, mask, training, initial_state):
         self._check_input(x)
         if mask is not None and mask.shape != tuple(x.shape[:2]):
             raise ValueError(
@@ -185,16 +196,21 @@ class _RNN(Layer):
             scale, input_masks, recurrent_masks = self._dropout_masks(x)
         if scale is not None:
             x = ops.multiply(x, scale)
-        outputs, last_states, cache = self._kernel_forward(
-            x, states, mask, training, input_masks, recurrent_masks)
+        self._pending = (training, scale)
+        return lambda: self._kernel_forward(x, states, mask, training, input_masks,
+                                            recurrent_masks)
+
+    def _forward_finish(self, result):
+        outputs, last_states, cache = result
+        training, scale = self._pending
+        self._pending = None
         self._cache = (cache, scale) if training else None
         out = outputs if self.return_sequences else last_states[0]
         if self.return_state:
             return [out] + list(last_states)
         return out
 
-    # grad_y: (B, T, u) with return_sequences, else (B, u) -> grad_x: (B, T, D)
-    def backward(self, grad_y, need_input_grad=True):
+    def _backward_start(self, grad_y):
         if self.return_state:
             raise NotImplementedError(
                 f"{type(self).__name__} {self.name!r}: training through return_state=True is "
@@ -202,10 +218,13 @@ class _RNN(Layer):
             )
         cache, scale = self._cache
         self._cache = None
+        self._pending = scale
         if self.return_sequences:
-            grads = self._kernel_backward(cache, grad_outputs=grad_y)
-        else:
-            grads = self._kernel_backward(cache, grad_h_last=grad_y)
+            return lambda: self._kernel_backward(cache, grad_outputs=grad_y)
+        return lambda: self._kernel_backward(cache, grad_h_last=grad_y)
+
+    def _backward_finish(self, grads, need_input_grad):
+        scale, self._pending = self._pending, None
         dx, dkernel, drecurrent, dbias = grads[:4]
         if self.kernel.trainable:
             self.kernel.grad = dkernel

@@ -161,10 +161,18 @@ class Bidirectional(Layer):
         if initial_state is not None:
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
-        y = self.forward_layer.forward(x, mask=mask, training=training,
-                                       initial_state=forward_state)
-        y_rev = self.backward_layer.forward(x, mask=mask, training=training,
-                                            initial_state=backward_state)
+        forward, backward = self.forward_layer, self.backward_layer
+        if self._concurrent():
+            # the host work in order (the dropout draws stay in the CPU's sequence), then the
+            # two kernels at once: they are independent
+            jobs = [forward._forward_start(x, mask, training, forward_state),
+                    backward._forward_start(x, mask, training, backward_state)]
+            result, result_rev = ops.run_concurrently(jobs)
+            y, y_rev = forward._forward_finish(result), backward._forward_finish(result_rev)
+        else:
+            y = forward.forward(x, mask=mask, training=training, initial_state=forward_state)
+            y_rev = backward.forward(x, mask=mask, training=training,
+                                     initial_state=backward_state)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
@@ -194,6 +202,10 @@ class Bidirectional(Layer):
         if self.return_state:
             return (out if isinstance(out, list) else [out]) + states
         return out
+
+    def _concurrent(self):
+        """Both layers split into a start and a finish (fastseq's recurrent layers)."""
+        return all(hasattr(layer, "_forward_start") for layer in self._sublayers())
 
     @staticmethod
     def _ones_like_units(y):
@@ -225,8 +237,15 @@ class Bidirectional(Layer):
             grad_b = ops.multiply(grad_b, step_mask)
         if self.return_sequences:
             grad_b = ops.flip_time(grad_b)
-        dx = self.forward_layer.backward(grad_f, need_input_grad=need_input_grad)
-        dx_rev = self.backward_layer.backward(grad_b, need_input_grad=need_input_grad)
+        forward, backward = self.forward_layer, self.backward_layer
+        if self._concurrent():
+            grads, grads_rev = ops.run_concurrently([forward._backward_start(grad_f),
+                                                     backward._backward_start(grad_b)])
+            dx = forward._backward_finish(grads, need_input_grad)
+            dx_rev = backward._backward_finish(grads_rev, need_input_grad)
+        else:
+            dx = forward.backward(grad_f, need_input_grad=need_input_grad)
+            dx_rev = backward.backward(grad_b, need_input_grad=need_input_grad)
         if not need_input_grad:
             return None
         return ops.add(dx, dx_rev, out=dx)
