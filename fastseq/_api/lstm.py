@@ -10,7 +10,10 @@ activation sigmoid::
 
 All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._kernels import lstm as _lstm
 from .._threads import get_num_threads
@@ -82,8 +85,12 @@ def _dropout_masks(masks, name, shape, expected, dtype):
     return masks
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
-                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None):
+def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                 bias: ArrayLike | None, h0: ArrayLike | None = None,
+                 c0: ArrayLike | None = None, mask: ArrayLike | None = None,
+                 go_backwards: bool = False, training: bool = True,
+                 input_masks: ArrayLike | None = None, recurrent_masks: ArrayLike | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict | None]:
     """The LSTM over a batch of sequences, as Keras's ``LSTM(return_sequences=True)``.
 
     x: (B, T, D) inputs; kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None;
@@ -164,7 +171,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
     return outputs, h_last, c_last, cache
 
 
-def lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
+def lstm_backward(cache: dict, grad_outputs: ArrayLike | None = None,
+                  grad_h_last: ArrayLike | None = None, grad_c_last: ArrayLike | None = None
+                  ) -> tuple[np.ndarray | None, ...]:
     """The gradients of :func:`lstm_forward` (backpropagation through time).
 
     cache: from ``lstm_forward(..., training=True)``; grad_outputs: (B, T, H), the gradient

@@ -11,8 +11,11 @@ as in Keras).
 
 All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
 """
+from __future__ import annotations
+
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._kernels import simple_rnn as _simple_rnn
 from ._blas import serial_blas
@@ -31,9 +34,13 @@ def _activation_code(activation):
     return _simple_rnn.ACTIVATIONS[activation]
 
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None,
-                       go_backwards=False, training=True, activation="tanh", input_mask=None,
-                       recurrent_mask=None):
+def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                       bias: ArrayLike | None, h0: ArrayLike | None = None,
+                       mask: ArrayLike | None = None, go_backwards: bool = False,
+                       training: bool = True, activation: str = "tanh",
+                       input_mask: ArrayLike | None = None,
+                       recurrent_mask: ArrayLike | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, dict | None]:
     """The SimpleRNN over a batch of sequences, as Keras's
     ``SimpleRNN(return_sequences=True)``.
 
@@ -111,7 +118,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None,
     return outputs, h_last, cache
 
 
-def simple_rnn_backward(cache, grad_outputs=None, grad_h_last=None):
+def simple_rnn_backward(cache: dict, grad_outputs: ArrayLike | None = None,
+                        grad_h_last: ArrayLike | None = None) -> tuple[np.ndarray | None, ...]:
     """The gradients of :func:`simple_rnn_forward` (backpropagation through time).
 
     cache: from ``simple_rnn_forward(..., training=True)``; grad_outputs: (B, T, H), the
