@@ -280,14 +280,18 @@ def _grads_feature_major(grad_outputs, k0, k1, step_pos, step_end, out):
 @njit(**_JIT)
 def _backward_steps(k_begin, k_end, block_start, hs, recurrent_kernel, activation, zero,
                     recurrent_mask_t, has_recurrent_mask, mask_tm, has_mask, step_pos,
-                    grad_steps, has_grad_outputs, dh, dbias, dz_block, dz, g_h):
+                    grad_steps, has_grad_outputs, dh, dbias, dz_block, h_block, dz, g_h):
     # Steps k_end-1 down to k_begin of a block of R rows, feature-major as the forward.
     # hs: (Ta + 1, H, R) states; recurrent_kernel: (H, H); recurrent_mask_t: (H, R);
     # grad_steps: (Tb, H, R) the output gradients of step k in slot k - block_start (from
     # _grads_feature_major); dh: (H, R), in: the gradient of the state after step
     # k_end-1, out: before step k_begin; dbias: (H, R) += dz.
     # -> dz_block: (H, (k_end - block_start) * R), dz (the gradient of the pre-activation)
-    # of step k in columns (k - block_start)*R..; dz, g_h: (H, R) scratch.
+    # of step k in columns (k - block_start)*R..; h_block: (H, k_end - block_start, R),
+    # the state before step k (times recurrent_mask_t when has_recurrent_mask: what the
+    # recurrent product read) in slot k - block_start, for drecurrent_kernel's GEMM (copied
+    # here, where the next step reads that state anyway, rather than in a pass of its own).
+    # dz, g_h: (H, R) scratch.
     H = hs.shape[1]
     R = hs.shape[2]
     n = H * R
@@ -297,6 +301,7 @@ def _backward_steps(k_begin, k_end, block_start, hs, recurrent_kernel, activatio
     for k in range(k_end - 1, k_begin - 1, -1):
         p0 = step_pos[k]
         # dh of this state: carried back from later steps plus the outputs that show it
+        # (kept in g_h for the masked rows, which pass it on)
         if has_grad_outputs:
             gs = grad_steps[k - block_start].reshape(n)
             for e in range(n):
@@ -334,6 +339,8 @@ def _backward_steps(k_begin, k_end, block_start, hs, recurrent_kernel, activatio
                     for j in range(H):
                         dh[j, b] = g_h[j, b]
         col = (k - block_start) * R
+        slot = k - block_start
+        h_prev = hs[k]
         for j in range(H):
             dzj = dz[j]
             dbj = dbias[j]
@@ -341,6 +348,15 @@ def _backward_steps(k_begin, k_end, block_start, hs, recurrent_kernel, activatio
             for b in range(R):
                 dst[b] = dzj[b]
                 dbj[b] += dzj[b]
+            hj = h_prev[j]
+            hdst = h_block[j, slot]
+            if has_recurrent_mask:
+                mj = recurrent_mask_t[j]
+                for b in range(R):
+                    hdst[b] = hj[b] * mj[b]
+            else:
+                for b in range(R):
+                    hdst[b] = hj[b]
 
 
 @njit(**_JIT)
@@ -361,23 +377,6 @@ def _scatter_steps(dx_steps, time_index, input_mask, has_input_mask, dx):
             else:
                 for d in range(D):
                     dst[d] = src[d]
-
-
-@njit(**_JIT)
-def _states_feature_major(hs, k0, k1, recurrent_mask_t, has_recurrent_mask, out):
-    # hs: (Ta + 1, H, R) -> out: (H, k1 - k0, R), the states before steps k0..k1-1, times
-    # recurrent_mask_t (H, R) when has_recurrent_mask (what the recurrent product read)
-    for j in range(out.shape[0]):
-        for k in range(k0, k1):
-            src = hs[k, j]
-            dst = out[j, k - k0]
-            if has_recurrent_mask:
-                m = recurrent_mask_t[j]
-                for b in range(src.shape[0]):
-                    dst[b] = src[b] * m[b]
-            else:
-                for b in range(src.shape[0]):
-                    dst[b] = src[b]
 
 
 def _backward_block(block, kernel, recurrent_kernel, activation, step_pos, step_end,
@@ -420,16 +419,14 @@ def _backward_block(block, kernel, recurrent_kernel, activation, step_pos, step_
             _grads_feature_major(gout, k0, k1, step_pos, step_end, grad_steps)
         else:
             grad_steps = g_buffer.reshape(1, 1, 1)
+        h_block = h_buffer[:H * cols].reshape(H, k1 - k0, R)
         _backward_steps(k0, k1, k0, hs, recurrent_kernel, activation, zero,
                         recurrent_mask_t, has_recurrent_mask, block["mask_tm"],
                         block["has_mask"], step_pos, grad_steps, has_grad_outputs, dh_t,
-                        dbias, dz_block, dz, g_h)
+                        dbias, dz_block, h_block, dz, g_h)
         np.matmul(dz_block, x_t[:, k0:k1].reshape(D, cols).T, out=dkernel_part)
         dkernel_t += dkernel_part
-        # the states the recurrent product read (times the recurrent mask), feature-major
-        h_prev = h_buffer[:H * cols].reshape(H, k1 - k0, R)
-        _states_feature_major(hs, k0, k1, recurrent_mask_t, has_recurrent_mask, h_prev)
-        np.matmul(dz_block, h_prev.reshape(H, cols).T, out=drecurrent_part)
+        np.matmul(dz_block, h_block.reshape(H, cols).T, out=drecurrent_part)
         drecurrent_t += drecurrent_part
         dx_steps = dx_buffer[:cols * D].reshape(cols, D)
         np.matmul(dz_block.T, kernel_t, out=dx_steps)
