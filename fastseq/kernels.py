@@ -10,7 +10,8 @@ Embedding (Cython + OpenMP):
     embedding_backward_sparse(indices, grad_output, padding_idx=None, num_embeddings=None)
 LSTM (Numba):
     lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
-                 go_backwards=False, training=True) -> (outputs, h_last, c_last, cache)
+                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None)
+        -> (outputs, h_last, c_last, cache)
     lstm_backward(cache, grad_outputs=None, grad_h_last=None, grad_c_last=None)
         -> (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)
 GRU and SimpleRNN (Numba), the LSTM's conventions:
