@@ -23,14 +23,16 @@ from numpy.typing import ArrayLike
 from .._kernels import gru as _gru
 from .._threads import get_num_threads
 from ._blas import serial_blas
-from .lstm import _check_flag, _check_shape, _float_input, _mask_input, _row_blocks
-
-
-def _dropout_masks(masks, name, shape, expected, dtype):
-    """A gate's dropout masks as a C-contiguous (3, B, F) array of the dtype of x."""
-    masks = _float_input(masks, name, expected, dtype)
-    _check_shape(masks, name, shape, expected)
-    return masks
+from ._recurrent import (
+    check_flag,
+    check_shape,
+    dropout_masks,
+    float_input,
+    initial_state,
+    mask_input,
+    row_blocks,
+    sequence_and_weights,
+)
 
 
 def _bias_input(bias, H, reset_after, dtype):
@@ -43,8 +45,8 @@ def _bias_input(bias, H, reset_after, dtype):
     if isinstance(bias, np.ndarray) and bias.ndim != len(shape):
         raise ValueError(f"bias must be {len(shape)}-D {expected} with {flag}, got shape "
                          f"{bias.shape} (a {other} bias goes with reset_after={not reset_after})")
-    bias = _float_input(bias, "bias", expected, dtype)
-    _check_shape(bias, "bias", shape, f"{expected} with {flag}")
+    bias = float_input(bias, "bias", expected, dtype)
+    check_shape(bias, "bias", shape, f"{expected} with {flag}")
     return bias
 
 
@@ -88,41 +90,24 @@ def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     The mask may also be an integer array (nonzero = keep). Inputs that are not
     C-contiguous are copied once.
     """
-    x = _float_input(x, "x", "(batch, time, features)")
+    x, kernel, recurrent_kernel, (B, T, D, H) = sequence_and_weights(
+        x, kernel, recurrent_kernel, 3)
     dtype = x.dtype
-    B, T, D = x.shape
-    recurrent_kernel = _float_input(recurrent_kernel, "recurrent_kernel", "(units, 3 * units)",
-                                    dtype)
-    H = recurrent_kernel.shape[0]
-    if H < 1 or recurrent_kernel.shape[1] != 3 * H:
-        raise ValueError(
-            f"recurrent_kernel must have shape (units, 3 * units) with units >= 1, "
-            f"got {recurrent_kernel.shape}")
-    kernel = _float_input(kernel, "kernel", "(features, 3 * units)", dtype)
-    _check_shape(kernel, "kernel", (D, 3 * H), "(features, 3 * units)")
-    reset_after = _check_flag(reset_after, "reset_after")
+    reset_after = check_flag(reset_after, "reset_after")
     has_bias = bias is not None
     if has_bias:
         bias = _bias_input(bias, H, reset_after, dtype)
-    if h0 is None:
-        h0 = np.zeros((B, H), dtype=dtype)
-    else:
-        h0 = _float_input(h0, "h0", "(batch, units)", dtype)
-        _check_shape(h0, "h0", (B, H), "(batch, units)")
+    h0 = initial_state(h0, "h0", B, H, dtype)
     if mask is not None:
-        mask = _mask_input(mask, B, T)
-    if input_masks is not None:
-        input_masks = _dropout_masks(input_masks, "input_masks", (3, B, D),
-                                     "(3, batch, features)", dtype)
-    if recurrent_masks is not None:
-        recurrent_masks = _dropout_masks(recurrent_masks, "recurrent_masks", (3, B, H),
-                                         "(3, batch, units)", dtype)
-    go_backwards = _check_flag(go_backwards, "go_backwards")
-    training = _check_flag(training, "training")
+        mask = mask_input(mask, B, T)
+    input_masks = dropout_masks(input_masks, "input_masks", 3, B, D, "features", dtype)
+    recurrent_masks = dropout_masks(recurrent_masks, "recurrent_masks", 3, B, H, "units", dtype)
+    go_backwards = check_flag(go_backwards, "go_backwards")
+    training = check_flag(training, "training")
     outputs, h_last, cache = _gru.gru_forward(
         x, kernel, recurrent_kernel, bias, h0, mask, go_backwards, training,
         reset_after=reset_after, input_masks=input_masks, recurrent_masks=recurrent_masks,
-        row_blocks=_row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas)
+        row_blocks=row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, cache
@@ -152,11 +137,11 @@ def gru_backward(cache: dict, grad_outputs: ArrayLike | None = None,
     B, T, _, H = cache["shape"]
     dtype = cache["dtype"]
     if grad_outputs is not None:
-        grad_outputs = _float_input(grad_outputs, "grad_outputs", "(batch, time, units)", dtype)
-        _check_shape(grad_outputs, "grad_outputs", (B, T, H), "(batch, time, units)")
+        grad_outputs = float_input(grad_outputs, "grad_outputs", "(batch, time, units)", dtype)
+        check_shape(grad_outputs, "grad_outputs", (B, T, H), "(batch, time, units)")
     if grad_h_last is not None:
-        grad_h_last = _float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
-        _check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
+        grad_h_last = float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
+        check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
     return _gru.gru_backward(cache, grad_outputs, grad_h_last, cache["has_bias"],
                              n_threads=get_num_threads(), serial_blas=serial_blas)
 

@@ -13,13 +13,22 @@ All arrays are plain NumPy, float32 or float64 (one dtype for all of them).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .._kernels import simple_rnn as _simple_rnn
+from .._threads import get_num_threads
 from ._blas import serial_blas
-from .lstm import _check_flag, _check_shape, _float_input, _mask_input, _row_blocks
+from ._recurrent import (
+    check_flag,
+    check_shape,
+    dropout_masks,
+    float_input,
+    initial_state,
+    mask_input,
+    row_blocks,
+    sequence_and_weights,
+)
 
 ACTIVATIONS = tuple(_simple_rnn.ACTIVATIONS)
 
@@ -74,45 +83,27 @@ def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayL
     The mask may also be an integer array (nonzero = keep). Inputs that are not
     C-contiguous are copied once.
     """
-    x = _float_input(x, "x", "(batch, time, features)")
+    x, kernel, recurrent_kernel, (B, T, D, H) = sequence_and_weights(
+        x, kernel, recurrent_kernel, 1)
     dtype = x.dtype
-    B, T, D = x.shape
-    recurrent_kernel = _float_input(recurrent_kernel, "recurrent_kernel", "(units, units)",
-                                    dtype)
-    H = recurrent_kernel.shape[0]
-    if H < 1 or recurrent_kernel.shape[1] != H:
-        raise ValueError(
-            f"recurrent_kernel must have shape (units, units) with units >= 1, "
-            f"got {recurrent_kernel.shape}")
-    kernel = _float_input(kernel, "kernel", "(features, units)", dtype)
-    _check_shape(kernel, "kernel", (D, H), "(features, units)")
     has_bias = bias is not None
     if has_bias:
-        bias = _float_input(bias, "bias", "(units,)", dtype)
-        _check_shape(bias, "bias", (H,), "(units,)")
+        bias = float_input(bias, "bias", "(units,)", dtype)
+        check_shape(bias, "bias", (H,), "(units,)")
     else:
         bias = np.zeros(H, dtype=dtype)
-    if h0 is None:
-        h0 = np.zeros((B, H), dtype=dtype)
-    else:
-        h0 = _float_input(h0, "h0", "(batch, units)", dtype)
-        _check_shape(h0, "h0", (B, H), "(batch, units)")
+    h0 = initial_state(h0, "h0", B, H, dtype)
     if mask is not None:
-        mask = _mask_input(mask, B, T)
-    if input_mask is not None:
-        input_mask = _float_input(input_mask, "input_mask", "(batch, features)", dtype)
-        _check_shape(input_mask, "input_mask", (B, D), "(batch, features)")
-    if recurrent_mask is not None:
-        recurrent_mask = _float_input(recurrent_mask, "recurrent_mask", "(batch, units)",
-                                      dtype)
-        _check_shape(recurrent_mask, "recurrent_mask", (B, H), "(batch, units)")
-    go_backwards = _check_flag(go_backwards, "go_backwards")
-    training = _check_flag(training, "training")
+        mask = mask_input(mask, B, T)
+    input_mask = dropout_masks(input_mask, "input_mask", 1, B, D, "features", dtype)
+    recurrent_mask = dropout_masks(recurrent_mask, "recurrent_mask", 1, B, H, "units", dtype)
+    go_backwards = check_flag(go_backwards, "go_backwards")
+    training = check_flag(training, "training")
     code = _activation_code(activation)
     outputs, h_last, cache = _simple_rnn.simple_rnn_forward(
         x, kernel, recurrent_kernel, bias, h0, mask, go_backwards, training, code,
-        input_mask, recurrent_mask, row_blocks=_row_blocks(B),
-        n_threads=numba.get_num_threads(), serial_blas=serial_blas)
+        input_mask, recurrent_mask, row_blocks=row_blocks(B),
+        n_threads=get_num_threads(), serial_blas=serial_blas)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, cache
@@ -145,13 +136,13 @@ def simple_rnn_backward(cache: dict, grad_outputs: ArrayLike | None = None,
     B, T, _, H = cache["shape"]
     dtype = cache["dtype"]
     if grad_outputs is not None:
-        grad_outputs = _float_input(grad_outputs, "grad_outputs", "(batch, time, units)", dtype)
-        _check_shape(grad_outputs, "grad_outputs", (B, T, H), "(batch, time, units)")
+        grad_outputs = float_input(grad_outputs, "grad_outputs", "(batch, time, units)", dtype)
+        check_shape(grad_outputs, "grad_outputs", (B, T, H), "(batch, time, units)")
     if grad_h_last is not None:
-        grad_h_last = _float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
-        _check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
+        grad_h_last = float_input(grad_h_last, "grad_h_last", "(batch, units)", dtype)
+        check_shape(grad_h_last, "grad_h_last", (B, H), "(batch, units)")
     return _simple_rnn.simple_rnn_backward(cache, grad_outputs, grad_h_last, cache["has_bias"],
-                                           n_threads=numba.get_num_threads(),
+                                           n_threads=get_num_threads(),
                                            serial_blas=serial_blas)
 
 
