@@ -33,6 +33,14 @@ def _rate(value, what):
     return float(value)
 
 
+def _check_gate_activations(kind, activation, recurrent_activation):
+    # the fused LSTM and GRU kernels compute tanh and sigmoid
+    if activation != "tanh" or recurrent_activation != "sigmoid":
+        raise NotImplementedError(
+            f"{kind}: fastseq's kernels implement activation='tanh' with "
+            f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}")
+
+
 class _RNN(Layer):
     """What LSTM, GRU and SimpleRNN share. A subclass sets ``_gates`` (the number of weight
     blocks: 4, 3, 1), ``_state_count`` (2 for the LSTM's h and c, else 1), builds its
@@ -291,11 +299,7 @@ class LSTM(_RNN):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, implementation=2, **kwargs):
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise NotImplementedError(
-                "LSTM: fastseq's kernels implement activation='tanh' with "
-                f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}"
-            )
+        _check_gate_activations("LSTM", activation, recurrent_activation)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, **kwargs)
@@ -355,11 +359,7 @@ class GRU(_RNN):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", reset_after=True, implementation=2, **kwargs):
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise NotImplementedError(
-                "GRU: fastseq's kernels implement activation='tanh' with "
-                f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}"
-            )
+        _check_gate_activations("GRU", activation, recurrent_activation)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, **kwargs)
