@@ -264,6 +264,12 @@ def test_embedding_weights_argument_and_index_errors():
         layer(np.array([[1.5, 2.0]]))
     with pytest.raises(ValueError, match="NaN"):
         layer(np.array([[np.nan, 2.0]]))
+    with pytest.raises(ValueError, match=r"position \(0, 1\) is -?inf, not a finite number"):
+        layer(np.array([[1.0, -np.inf]]))
+    with pytest.raises(IndexError, match=r"index 1e\+20 at position \(0, 0\) is out of range"):
+        layer(np.array([[1e20, 2.0]]))
+    with pytest.raises(IndexError, match="out of range"):  # fits int64, beyond input_dim
+        layer(np.array([[1e10, 2.0]]))
     with pytest.raises(TypeError, match="integer"):
         layer(np.array([["a", "b"]]))
     with pytest.raises(ValueError, match="shape"):

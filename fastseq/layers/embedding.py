@@ -21,6 +21,15 @@ def as_indices(x, layer_name):
     if kind == "f":
         if np.isnan(x).any():
             raise ValueError(f"Embedding {layer_name!r}: the input indices contain NaN")
+        if not np.isfinite(x).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(f"Embedding {layer_name!r}: the input indices are floats and the "
+                             f"one at position {where} is {x[where]}, not a finite number")
+        too_big = np.abs(x) >= 2.0 ** 63
+        if too_big.any():
+            where = tuple(int(i) for i in np.argwhere(too_big)[0])
+            raise IndexError(f"Embedding {layer_name!r}: index {x[where]:g} at position "
+                             f"{where} is out of range: it does not fit in int64")
         as_int = x.astype(np.int64)
         if not np.array_equal(as_int, x):
             raise ValueError(
