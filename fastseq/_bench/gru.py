@@ -22,51 +22,32 @@ import numpy as np
 from fastseq._api import gru as fast
 from fastseq._kernels.reference import gru as reference
 
+from . import _recurrent as rec
+from ._recurrent import SHAPES
 from .core import Case
 
-# (B, T, D, H): the LSTM benchmarks' shapes: the seed's IMDB model (Embedding(5000, 32) ->
-# 100 units, batch 64, 500 steps), a short-sequence wide-input one, and a large one
-# (GloVe-300 inputs, 256 units).
-SHAPES = [(64, 500, 32, 100), (16, 64, 256, 128), (32, 100, 300, 256)]
-QUICK_SHAPES = [(64, 500, 32, 100)]
+KEYS = ("input_masks", "recurrent_masks")
 
 
 def _inputs(B, T, D, H, dropout=0.0):
     def make():
         rng = np.random.default_rng(0)
-        scale_in, scale_rec = 1.0 / np.sqrt(D), 1.0 / np.sqrt(H)
         masks = {"input_masks": None, "recurrent_masks": None}
         if dropout:
             # Keras's implementation-1 masks: one per gate, fixed for the sequence
             keep = 1.0 - dropout
             for name, F in (("input_masks", D), ("recurrent_masks", H)):
                 masks[name] = ((rng.random((3, B, F)) < keep) / keep).astype(np.float32)
-        return {
-            "x": rng.standard_normal((B, T, D)).astype(np.float32),
-            "kernel": (scale_in * rng.standard_normal((D, 3 * H))).astype(np.float32),
-            "recurrent_kernel": (scale_rec * rng.standard_normal((H, 3 * H))).astype(np.float32),
-            "bias": (0.1 * rng.standard_normal((2, 3 * H))).astype(np.float32),
-            "grad": rng.standard_normal((B, T, H)).astype(np.float32),
-            **masks,
-        }
+        return {**rec.weights(rng, B, T, D, H, gates=3, bias_rows=2), **masks}
     return make
 
 
 def _forward(module, training):
-    def run(i):
-        return module.gru_forward(i["x"], i["kernel"], i["recurrent_kernel"], i["bias"],
-                                  training=training, input_masks=i["input_masks"],
-                                  recurrent_masks=i["recurrent_masks"])
-    return run
+    return rec.forward(module, "gru", training, KEYS)
 
 
 def _forward_backward(module):
-    def run(i):
-        cache = module.gru_forward(i["x"], i["kernel"], i["recurrent_kernel"], i["bias"],
-                                   input_masks=i["input_masks"],
-                                   recurrent_masks=i["recurrent_masks"])[2]
-        return module.gru_backward(cache, grad_outputs=i["grad"])
-    return run
+    return rec.forward_backward(module, "gru", KEYS, cache_at=2)
 
 
 def torch_gru(i):
@@ -87,54 +68,21 @@ def torch_gru(i):
     return torch, gru, torch.from_numpy(i["x"]), torch.from_numpy(i["grad"])
 
 
-def _torch_forward(i):
-    torch, gru, x, _ = torch_gru(i)
-
-    def run():
-        with torch.no_grad():
-            return gru(x)
-    return run
-
-
-def _torch_forward_backward(i):
-    torch, gru, x, grad = torch_gru(i)
-    x.requires_grad_()
-
-    def run():
-        gru.zero_grad(set_to_none=True)
-        x.grad = None
-        out, _ = gru(x)
-        out.backward(grad)
-    return run
-
-
 def forward_flops(B, T, D, H):
     # the input projection and the recurrence's GEMMs
     return 2 * B * T * 3 * H * (D + H)
 
 
 def cases(quick=False):
-    out = []
-    for B, T, D, H in (QUICK_SHAPES if quick else SHAPES):
-        shape = f"B={B} T={T} D={D} H={H}"
-        make = _inputs(B, T, D, H)
-        fwd = forward_flops(B, T, D, H)
-        out.append(Case(
-            family="gru", name="forward (inference)", shape=shape, make_inputs=make,
-            baseline=_forward(reference, False), fast=_forward(fast, False),
-            torch=_torch_forward, flops=fwd,
-            note="reset_after=True, training=False; torch: nn.GRU under no_grad",
-        ))
-        out.append(Case(
-            family="gru", name="forward+backward", shape=shape, make_inputs=make,
-            baseline=_forward_backward(reference), fast=_forward_backward(fast),
-            torch=_torch_forward_backward, flops=3 * fwd,
-            note="gradients of the output sequence; all five gradients",
-        ))
+    out = rec.standard_cases(
+        "gru", quick, inputs=_inputs, flops=forward_flops, reference=reference, fast=fast,
+        forward=_forward, forward_backward=_forward_backward, peer=torch_gru,
+        inference_note="reset_after=True, training=False; torch: nn.GRU under no_grad",
+        gradients="five", training_cache=False)
     # Keras's recurrent_dropout path: per-gate masks (no PyTorch equivalent)
     B, T, D, H = SHAPES[0]
     out.append(Case(
-        family="gru", name="forward+backward, dropout masks", shape=f"B={B} T={T} D={D} H={H}",
+        family="gru", name="forward+backward, dropout masks", shape=rec.shape_name(B, T, D, H),
         make_inputs=_inputs(B, T, D, H, dropout=0.2), baseline=_forward_backward(reference),
         fast=_forward_backward(fast), flops=3 * forward_flops(B, T, D, H),
         note="input_masks and recurrent_masks (Keras's implementation 1, rate 0.2)",

@@ -26,10 +26,14 @@ from numba import cuda
 from .elementwise import _copy, as_device, column_sum, launch, scalar, sigmoid, zeros
 from .gemm import gemm
 from .lstm import (
+    _dropout_masks,
     _from_time_major_kernel,
     _mask_time_major,
     _optional_grad,
     _optional_state,
+    _place_columns_kernel,
+    _scale_rows_kernel,
+    _scaled,
     _to_time_major_kernel,
 )
 
@@ -37,19 +41,6 @@ __all__ = ["gru_forward", "gru_backward"]
 
 
 # ---------------------------------------------------------------------------- helpers
-@cuda.jit(cache=True)
-def _scale_rows_kernel(src, mask, out):
-    # src, out: (N, B, F), mask: (B, F) -> out = src * mask (each of N slices)
-    n_rows, batch, width = src.shape
-    start, step = cuda.grid(1), cuda.gridsize(1)
-    for i in range(start, n_rows * batch * width, step):
-        n = i // (batch * width)
-        rest = i - n * batch * width
-        b = rest // width
-        f = rest - b * width
-        out[n, b, f] = src[n, b, f] * mask[b, f]
-
-
 @cuda.jit(cache=True)
 def _add_scaled_rows_kernel(out, src, mask, has_mask):
     # out, src: (N, B, F), mask: (B, F) -> out += src * mask (src without has_mask)
@@ -64,36 +55,6 @@ def _add_scaled_rows_kernel(out, src, mask, has_mask):
         if has_mask:
             v *= mask[b, f]
         out[n, b, f] += v
-
-
-@cuda.jit(cache=True)
-def _place_columns_kernel(src, dst, offset):
-    # src: (R, W), dst: (R, C) -> dst[:, offset:offset + W] = src
-    rows, width = src.shape
-    start, step = cuda.grid(1), cuda.gridsize(1)
-    for i in range(start, rows * width, step):
-        r = i // width
-        c = i - r * width
-        dst[r, offset + c] = src[r, c]
-
-
-def _scaled(src, mask):
-    """src (N, B, F) * mask (B, F) as a new device array (src itself when mask is None)."""
-    if mask is None:
-        return src
-    out = cuda.device_array(src.shape, dtype=src.dtype)
-    launch(_scale_rows_kernel, out.size, src, mask, out)
-    return out
-
-
-def _dropout_masks(masks, name, shape, dtype):
-    if masks is None:
-        return None
-    masks = as_device(masks, name, ndim=3, dtype=dtype)
-    if tuple(masks.shape) != shape:
-        raise ValueError(f"{name} must have shape (3, B, {'D' if name[0] == 'i' else 'H'}) = "
-                         f"{shape}, got {tuple(masks.shape)}")
-    return masks
 
 
 # ---------------------------------------------------------------------------- forward

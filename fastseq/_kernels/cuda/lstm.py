@@ -153,7 +153,9 @@ def _masked_gate_sum_kernel(parts, masks, out):
 
 
 def _scaled(src, mask):
-    """src (N, B, F) * mask (B, F) as a new device array."""
+    """src (N, B, F) * mask (B, F) as a new device array (src itself when mask is None)."""
+    if mask is None:
+        return src
     out = cuda.device_array(src.shape, dtype=src.dtype)
     launch(_scale_rows_kernel, out.size, src, mask, out)
     return out
@@ -164,8 +166,9 @@ def _dropout_masks(masks, name, shape, dtype):
         return None
     masks = as_device(masks, name, ndim=3, dtype=dtype)
     if tuple(masks.shape) != shape:
-        raise ValueError(f"{name} must have shape (4, B, {'D' if name[0] == 'i' else 'H'}) = "
-                         f"{shape}, got {tuple(masks.shape)}")
+        width = "D" if name[0] == "i" else "H"
+        raise ValueError(f"{name} must have shape ({shape[0]}, B, {width}) = {shape}, "
+                         f"got {tuple(masks.shape)}")
     return masks
 
 

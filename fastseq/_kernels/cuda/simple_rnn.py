@@ -23,8 +23,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from .elementwise import _copy, as_device, column_sum, device_mask, launch, scalar, sigmoid, zeros
+from .elementwise import _copy, as_device, column_sum, launch, scalar, sigmoid, zeros
 from .gemm import gemm
+from .lstm import _mask_time_major
 
 __all__ = ["simple_rnn_forward", "simple_rnn_backward"]
 
@@ -79,18 +80,6 @@ def _from_time_major_kernel(x_tm, x, reverse, input_mask, has_input_mask):
 
 
 @cuda.jit(cache=True)
-def _mask_to_time_major_kernel(mask, mask_tm, reverse):
-    # mask: (B, T) any dtype -> mask_tm: (T, B) uint8, 1 where the step is kept
-    n_time, batch = mask_tm.shape
-    start, step = cuda.grid(1), cuda.gridsize(1)
-    for i in range(start, mask_tm.size, step):
-        s = i // batch
-        b = i - s * batch
-        t = n_time - 1 - s if reverse else s
-        mask_tm[s, b] = 1 if mask[b, t] != 0 else 0
-
-
-@cuda.jit(cache=True)
 def _multiply_kernel(a, b, out):
     # a, b, out: (B, H) -> out = a * b
     width = out.shape[1]
@@ -138,15 +127,6 @@ def _optional(value, name, shape, dtype):
     if tuple(value.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
     return value
-
-
-def _mask_time_major(mask, batch, n_time, go_backwards):
-    mask = device_mask(mask, (batch, n_time))
-    if mask is None:
-        return None
-    mask_tm = cuda.device_array((n_time, batch), dtype=np.uint8)
-    launch(_mask_to_time_major_kernel, n_time * batch, mask, mask_tm, bool(go_backwards))
-    return mask_tm
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, mask=None,
