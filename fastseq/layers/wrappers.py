@@ -9,7 +9,9 @@ concat (last axis), sum, mul, ave, or None (a list of both). With ``return_state
 output is followed by the forward layer's states, then the backward layer's. Weights: the
 forward layer's, then the backward layer's.
 """
-from .base import Layer, deserialize, serialize
+import numpy as np
+
+from .base import Layer, assign_checked, deserialize, serialize
 
 __all__ = ["Bidirectional"]
 
@@ -118,8 +120,6 @@ class Bidirectional(Layer):
         return [w for layer in self._sublayers() for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        from .base import assign_checked
-
         assign_checked(self.weights, weights, "layer", self.name, self.built)
 
     def count_params(self):
@@ -183,7 +183,7 @@ class Bidirectional(Layer):
             if mask is not None and not mask.all():
                 # Keras: masked steps output zeros in a Bidirectional's sequences
                 step_mask = ops.asarray(
-                    mask[:, :, None].astype(x.dtype) * self._ones_like_units(y))
+                    np.broadcast_to(mask[:, :, None], tuple(y.shape)).astype(y.dtype))
                 y = ops.multiply(y, step_mask)
                 y_rev = ops.multiply(y_rev, step_mask)
         merge = self.merge_mode
@@ -207,12 +207,6 @@ class Bidirectional(Layer):
         """Both layers split into a start and a finish (fastseq's recurrent layers)."""
         return all(hasattr(layer, "_forward_start") for layer in self._sublayers())
 
-    @staticmethod
-    def _ones_like_units(y):
-        import numpy as np
-
-        return np.ones((1, 1, tuple(y.shape)[-1]), dtype=y.dtype)
-
     # grad_y: the merged output's gradient -> grad_x: (B, T, D)
     def backward(self, grad_y, need_input_grad=True):
         if self.return_state or self.merge_mode is None:
@@ -226,6 +220,7 @@ class Bidirectional(Layer):
         if merge == "concat":
             grad_f, grad_b = ops.split_last(grad_y)
         elif merge == "sum":
+            # a copy for the second layer: a backward may overwrite the gradient it gets
             grad_f, grad_b = grad_y, ops.scaled(grad_y, 1.0)
         elif merge == "ave":
             grad_f = ops.scaled(grad_y, 0.5)
