@@ -365,3 +365,23 @@ def test_the_same_model_fits_alike_on_every_backend(ops):
     for w, rw in zip(weights, ref_weights):
         np.testing.assert_allclose(w, rw, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(pred, ref_pred, rtol=1e-4, atol=1e-5)
+
+
+def test_a_kernel_pair_a_device_lacks_runs_the_reference_through_the_host():
+    if not _cuda_usable():
+        pytest.skip("numba.cuda unusable")
+    import types
+
+    from fastseq.backend.cuda import _DeviceKernels
+
+    ops = get_ops("cuda")
+    kernels = _DeviceKernels(ops, types.SimpleNamespace())  # a device with no kernels at all
+    rng = np.random.default_rng(13)
+    x, kernel, rec, bias = (_floats(rng, 2, 3, 2), _floats(rng, 2, 8), _floats(rng, 2, 8),
+                            _floats(rng, 8))
+    out, h, c, cache = kernels.lstm_forward(*(ops.asarray(a) for a in (x, kernel, rec, bias)))
+    assert ops.owns(out) and ops.owns(h)  # results come back to the device
+    grads = kernels.lstm_backward(cache, grad_h_last=ops.asarray(np.ones((2, 2), np.float32)))
+    want_out, want_h, want_c, want_cache = REF.lstm_forward(x, kernel, rec, bias)
+    want_grads = REF.lstm_backward(want_cache, grad_h_last=np.ones((2, 2), np.float32))
+    _close(_host(ops, (out, h, c) + tuple(grads)), (want_out, want_h, want_c) + tuple(want_grads))
