@@ -126,6 +126,12 @@ class CudaOps(Ops):
         result = fn(*[self.to_numpy(a) for a in arrays])
         return self.asarray(result)
 
+    def apply(self, fn, *arrays):
+        result = fn(*[self.to_numpy(a) if self.owns(a) else a for a in arrays])
+        if isinstance(result, (list, tuple)):
+            return [self.asarray(r) for r in result]
+        return self.asarray(result)
+
     def moveaxis(self, x, source, destination):
         return self._via_host(lambda a: np.ascontiguousarray(np.moveaxis(a, source,
                                                                          destination)), x)

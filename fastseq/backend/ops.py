@@ -131,6 +131,13 @@ class Ops:
         half = x.shape[-1] // 2
         return np.ascontiguousarray(x[..., :half]), np.ascontiguousarray(x[..., half:])
 
+    def apply(self, fn, *arrays):
+        """``fn(*arrays)`` on NumPy arrays, for the array work a layer has no backend op
+        for (merges, reshapes, normalization statistics). A device backend runs it through
+        the host; a list or tuple result comes back as a list."""
+        result = fn(*arrays)
+        return list(result) if isinstance(result, tuple) else result
+
     def run_concurrently(self, jobs):
         """[job() for job in jobs]: independent kernel calls (a Bidirectional's two
         directions); a backend with threads to spare runs them at once."""

@@ -206,6 +206,16 @@ def test_bias_add_column_sum_multiply_cast_moveaxis(ops):
     _close(ops.to_numpy(w), z - z * np.float32(0.1))
 
 
+def test_apply_runs_a_numpy_function_on_backend_arrays(ops):
+    rng = np.random.default_rng(7)
+    a, b = _floats(rng, 3, 4), _floats(rng, 3, 2)
+    joined = ops.apply(lambda p, q: np.concatenate([p, q], axis=-1), _up(ops, a), _up(ops, b))
+    assert ops.owns(joined)
+    _close(_host(ops, joined), np.concatenate([a, b], axis=-1))
+    parts = ops.apply(lambda p: np.split(p, [1], axis=0), _up(ops, a))
+    assert isinstance(parts, list) and all(ops.owns(p) for p in parts)
+    _close(_host(ops, parts), [a[:1], a[1:]])
+
 @pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "tanh", "softmax"])
 def test_activations(ops, name):
     act = activations.get(name)
