@@ -44,9 +44,9 @@ _SUBMODULES = (
     "activations", "backend", "callbacks", "datasets", "initializers", "kernels", "layers",
     "losses", "metrics", "models", "optimizers", "preprocessing", "saving", "utils",
 )
-# Names imported on first use: Sequential and the device functions.
-_LAZY_NAMES = {"Sequential": "models", "set_device": "_device", "device": "_device",
-               "get_device": "_device"}
+# Names imported on first use: the models, Input and the device functions.
+_LAZY_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers",
+               "set_device": "_device", "device": "_device", "get_device": "_device"}
 
 
 def __getattr__(name):
@@ -64,4 +64,4 @@ def __dir__():
     return sorted(set(globals()) | set(_SUBMODULES) | set(_LAZY_NAMES))
 
 
-__all__ = ["Sequential", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = ["Sequential", "Model", "Input", "set_num_threads", "get_num_threads", "__version__"]

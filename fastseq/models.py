@@ -1,16 +1,24 @@
-"""Sequential: Keras's model API (build, compile, fit, evaluate, predict, the *_on_batch
-methods, summary, weights, config) over fastseq's layers.
+"""Keras's model API over fastseq's layers: ``Model(inputs, outputs)`` (the functional API:
+a graph of layer calls on ``fastseq.Input`` tensors) and ``Sequential`` (a linear stack),
+with build, compile, fit, evaluate, predict, the *_on_batch methods, summary, weights and
+config. Both run on ONE executor and ONE training loop (this module's :class:`Model`).
 
-Training step: a forward pass that keeps each layer's cache, the loss and its gradient, a
-backward pass in reverse order that sets every trainable Variable's ``grad`` (stopping at
-the first layer that has trainable weights), and ``optimizer.apply_gradients``. When the
-last layer ends in a sigmoid (softmax) and the loss is binary (categorical) cross-entropy,
-the loss works on the logits and the activation's derivative is skipped: exact and stable,
-as Keras does.
+The executor runs a list of steps: each a layer call reading value slots and writing value
+slots (a Sequential is the chain slot i -> layer i -> slot i + 1; a functional model's
+steps come from its graph, deepest first, as Keras orders it). Training step: a forward
+pass that keeps each call's cache, each output's loss and gradient (weighted by
+``loss_weights``, sample weights and the output masks), a backward pass in reverse that
+sums the gradients reaching each slot and sets every trainable Variable's ``grad`` (a
+layer called twice sums its two gradients), the weight and activity regularization, and
+``optimizer.apply_gradients``, then the weight constraints. A call that no gradient needs
+keeps no cache. When an output layer ends in a sigmoid (softmax) and its loss is binary
+(categorical) cross-entropy, the loss works on the logits and the activation's derivative
+is skipped: exact and stable, as Keras does.
 """
 import json
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,8 +26,9 @@ from fastseq._kernels.geometry import positive_int
 from fastseq.layers import base as _base
 from fastseq.layers.base import Layer, assign_checked
 from fastseq.layers.embedding import as_indices
+from fastseq.variables import SparseGrad
 
-__all__ = ["Sequential", "load_model", "model_from_json", "model_from_config"]
+__all__ = ["Model", "Sequential", "load_model", "model_from_json", "model_from_config"]
 
 _FUSABLE = {
     "sigmoid": ("binary_crossentropy",),
@@ -53,6 +62,15 @@ def _check_finite_input(array, name):
         raise _nan_error(array, name)
 
 
+def _numeric_array(x, name):
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis, got a scalar")
+    return x
+
+
 class _Tracker:
     """Batch-size-weighted running mean of the loss, as Keras's loss tracker."""
 
@@ -68,23 +86,102 @@ class _Tracker:
         return self.total / self.count if self.count else 0.0
 
 
-class Sequential:
-    """A linear stack of layers: ``Sequential([Embedding(...), LSTM(...), Dense(...)])`` or
-    ``model.add(layer)``. Built from the first layer's ``input_shape`` / ``input_length``,
-    or on the first data it sees."""
+class _Step(NamedTuple):
+    """One layer call of the executor: reads slots ``inputs`` (the first ``n_main`` are the
+    call's input, a list when ``main_is_list``; the rest a recurrent layer's initial
+    states), writes slots ``outputs``; ``training`` forces the call's mode (None: the
+    model's)."""
 
-    def __init__(self, layers=None, name=None):
+    layer: Layer
+    inputs: tuple
+    n_main: int
+    main_is_list: bool
+    outputs: tuple
+    training: object = None
+
+
+def _sum_grads(ops, a, b):
+    """a + b for two gradients of one weight (arrays or :class:`SparseGrad`)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, SparseGrad) and isinstance(b, SparseGrad):
+        rows = np.concatenate([np.asarray(a.rows), np.asarray(b.rows)])
+        values = np.concatenate([ops.to_numpy(a.values), ops.to_numpy(b.values)])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        summed = np.zeros((len(unique),) + values.shape[1:], dtype=values.dtype)
+        np.add.at(summed, inverse, values)
+        return SparseGrad(unique.astype(np.int64), ops.asarray(summed))
+    if isinstance(a, SparseGrad) or isinstance(b, SparseGrad):
+        sparse, dense = (a, b) if isinstance(a, SparseGrad) else (b, a)
+        host = np.array(ops.to_numpy(dense), copy=True)
+        np.add.at(host, np.asarray(sparse.rows), ops.to_numpy(sparse.values))
+        return ops.asarray(host)
+    return ops.add(a, b)
+
+
+def _metric_config(metrics):
+    """Metric names for the saved compile config (names, or each object's name), in the
+    structure given (a list, a list per output, or a dict by output name)."""
+    def one(m):
+        if isinstance(m, (list, tuple)):
+            return [one(i) for i in m]
+        if isinstance(m, dict) and "class_name" not in m:
+            return {k: one(v) for k, v in m.items()}
+        return m if isinstance(m, str) else getattr(m, "name", str(m))
+
+    if metrics is None:
+        return []
+    if not isinstance(metrics, (list, tuple)) and not (
+            isinstance(metrics, dict) and "class_name" not in metrics):
+        metrics = [metrics]
+    return one(metrics)
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Model:
+    """Keras's ``Model``. ``Model(inputs, outputs)`` is a functional model over the graph of
+    layer calls between ``inputs`` (``fastseq.Input`` tensors: one, a list or a dict) and
+    ``outputs`` (one tensor, a list or a dict); :class:`Sequential` is the linear case.
+    Subclassing Model with a ``call`` method is not supported (fastseq runs its own
+    backward pass): build the graph with the functional API instead."""
+
+    _default_name = "functional"
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model: unexpected keyword argument(s) {sorted(kwargs)}")
+        if inputs is None or outputs is None:
+            raise TypeError(
+                "fastseq builds a Model from its graph: Model(inputs, outputs), with inputs "
+                "from fastseq.Input(...) and outputs from calling layers on them; subclassing "
+                "Model with a call() method is not supported (use the functional API or "
+                "Sequential)")
+        self._init_state(name)
+        self._init_graph(inputs, outputs)
+        if not trainable:
+            self.trainable = False
+
+    def _init_state(self, name):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
-        self.name = name if name is not None else _base.unique_name("sequential")
+        self.name = name if name is not None else _base.unique_name(self._default_name)
         self._layers = []
+        self._steps = []
+        self._input_slots, self._output_slots = [], []
+        self._n_slots = 0
         self.built = False
-        self._build_input_shape = None  # (None, ...) the model was built for
-        self._built_from_data = False
         self._warned_shapes = set()
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self._output_losses = []
+        self._loss_weights = []
+        self._output_metrics = []  # per output: [(log name, metric, weighted)]
         self._compile_config = None
         self._fused = None
         self.stop_training = False
@@ -95,11 +192,93 @@ class Sequential:
 
         self._device = get_device()
         self._ops = get_ops(self._device)
-        if layers is not None:
-            if isinstance(layers, Layer):
-                layers = [layers]
-            for layer in layers:
-                self.add(layer)
+
+    # ------------------------------------------------------------------ the graph
+    def _init_graph(self, inputs, outputs):
+        from fastseq.layers.input_layer import InputLayer, KerasTensor
+
+        def flat(value, what):
+            if isinstance(value, dict):
+                names, tensors = list(value), list(value.values())
+            else:
+                names, tensors = None, _as_list(value)
+            if not tensors or not all(isinstance(t, KerasTensor) for t in tensors):
+                raise TypeError(f"Model: {what} must be KerasTensors (from fastseq.Input and "
+                                f"layer calls), one, a list or a dict; got {value!r}")
+            return names, tensors
+
+        in_names, self._inputs = flat(inputs, "inputs")
+        out_names, self._outputs = flat(outputs, "outputs")
+        self._nested_inputs = "dict" if in_names else (
+            "list" if isinstance(inputs, (list, tuple)) else "single")
+        self._nested_outputs = "dict" if out_names else (
+            "list" if isinstance(outputs, (list, tuple)) else "single")
+        for t in self._inputs:
+            if not isinstance(t._node.layer, InputLayer):
+                raise ValueError(
+                    f"Model inputs must come from fastseq.Input (an InputLayer); {t!r} is the "
+                    f"output of layer {t._node.layer.name!r}")
+        if len({id(t) for t in self._inputs}) != len(self._inputs):
+            raise ValueError("Model: the same input tensor is given twice in inputs")
+        self._input_names = in_names or [t._node.layer.name for t in self._inputs]
+        nodes, layer_order = _map_graph(self._inputs, self._outputs)
+        self._output_names = out_names or _unique_output_names(self._outputs)
+        slot_of = {}
+        for t in self._inputs:
+            slot_of[id(t)] = len(slot_of)
+        steps = []
+        for node in nodes:
+            if node.is_input:
+                continue
+            in_slots = tuple(slot_of[id(t)] for t in node.inputs)
+            out_slots = []
+            for t in node.outputs:
+                slot_of[id(t)] = len(slot_of)
+                out_slots.append(slot_of[id(t)])
+            steps.append(_Step(node.layer, in_slots, node.n_main, node.main_is_list,
+                               tuple(out_slots), node.call_kwargs.get("training")))
+        self._nodes = nodes
+        self._node_set = set(nodes)
+        self._slot_of = slot_of
+        self._steps = steps
+        self._n_slots = len(slot_of)
+        self._input_slots = [slot_of[id(t)] for t in self._inputs]
+        self._output_slots = [slot_of[id(t)] for t in self._outputs]
+        self._layers = layer_order
+        for layer in self._layers:
+            layer._set_ops(self._ops)
+        self._single_output = self._nested_outputs == "single"
+        self.built = True
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input_names(self):
+        return list(self._input_names)
+
+    @property
+    def output_names(self):
+        return list(self._output_names)
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self._outputs]
+        return shapes[0] if self._single_output else shapes
+
+    def _compute_layers(self):
+        """The layers the executor calls (no InputLayer)."""
+        return [layer for layer in self._layers if not _is_input_layer(layer)]
 
     # ------------------------------------------------------------------ structure
     @property
@@ -117,83 +296,6 @@ class Sequential:
         """The backend (:class:`fastseq.backend.Ops`) this model computes with."""
         return self._ops
 
-    def add(self, layer):
-        """Append a layer (built at once when the model's input shape is known)."""
-        if not isinstance(layer, Layer):
-            raise TypeError(
-                "The added layer must be an instance of fastseq.layers.Layer, got "
-                f"{type(layer).__name__}: {layer!r}"
-            )
-        if any(existing is layer for existing in self._layers):
-            raise ValueError(f"Layer {layer.name!r} is already in this model")
-        if any(existing.name == layer.name for existing in self._layers):
-            raise ValueError(
-                "All layers added to a Sequential model should have unique names. Name "
-                f"{layer.name!r} is already the name of a layer in this model"
-            )
-        if self._layers and getattr(self._layers[-1], "return_state", False):
-            raise ValueError(
-                "All layers in a Sequential model should have a single output: layer "
-                f"{self._layers[-1].name!r} returns its states (return_state=True), so it must "
-                "be the last layer"
-            )
-        layer._set_ops(self._ops)
-        if self.built:
-            layer._build_for(self._layers[-1].output_shape if self._layers
-                             else self._build_input_shape)
-        elif not self._layers and layer._batch_input_shape is not None:
-            self._layers.append(layer)
-            try:
-                self.build(layer._batch_input_shape)
-            except Exception:
-                self._layers.pop()
-                raise
-            self._fused = None
-            return
-        self._layers.append(layer)
-        self._fused = None
-
-    def pop(self):
-        """Remove the last layer."""
-        if not self._layers:
-            raise TypeError("There are no layers in the model.")
-        layer = self._layers.pop()
-        self._fused = None
-        if not self._layers:
-            self.built = False
-            self._build_input_shape = None
-        return layer
-
-    def build(self, input_shape=None):
-        """Build every layer for inputs of ``input_shape`` (batch dimension first)."""
-        if input_shape is None:
-            input_shape = self._build_input_shape
-            if input_shape is None and self._layers:
-                input_shape = self._layers[0]._batch_input_shape
-            if input_shape is None:
-                raise ValueError(
-                    "You must provide an input_shape to build the model (or give the first "
-                    "layer an input_shape, or fit / predict on data)"
-                )
-        input_shape = _base._shape_tuple(input_shape, "input_shape")
-        if not self._layers:
-            raise ValueError("The model has no layers: add layers before building it")
-        shape = input_shape
-        for layer in self._layers:
-            if isinstance(shape, list):
-                raise ValueError(
-                    f"Layer {layer.name!r} follows a layer with several outputs; a Sequential "
-                    "model needs a single output per layer"
-                )
-            shape = layer._build_for(shape)
-        self._build_input_shape = input_shape
-        self.built = True
-
-    def _build_from_data(self, x):
-        if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
-            self._built_from_data = True
-
     def _use_ops(self, ops):
         """Compute with another backend of the same device from now on (layers, weights,
         optimizer): e.g. ``get_ops("reference")``, the benchmarks' NumPy baseline."""
@@ -203,22 +305,6 @@ class Sequential:
         if self.optimizer is not None:
             self.optimizer._set_ops(ops)
         return self
-
-    @property
-    def input_shape(self):
-        if not self.built:
-            raise AttributeError(
-                f"The model {self.name!r} has not been built yet and thus has no input shape"
-            )
-        return self._build_input_shape
-
-    @property
-    def output_shape(self):
-        if not self.built:
-            raise AttributeError(
-                f"The model {self.name!r} has not been built yet and thus has no output shape"
-            )
-        return self._layers[-1].output_shape
 
     def get_layer(self, name=None, index=None):
         """A layer by name or by index (as Keras)."""
@@ -270,6 +356,11 @@ class Sequential:
         for layer in self._layers:
             layer.trainable = value
 
+    @property
+    def losses(self):
+        """The weight regularization terms (floats), as Keras's ``model.losses``."""
+        return [reg(var.value) for var, reg in self._regularized_weights()]
+
     def get_weights(self):
         return [w for layer in self._layers for w in layer.get_weights()]
 
@@ -305,8 +396,1414 @@ class Sequential:
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        config = {"name": self.name,
-                  "layers": [_base.serialize(layer) for layer in self._layers]}
+        """Keras 3's functional config: every layer with its ``inbound_nodes`` (each call's
+        input tensors as ``__keras_tensor__`` records of ``keras_history``), plus
+        ``input_layers`` / ``output_layers``."""
+        def history(t):  # node indices among this model's calls of the layer
+            layer = t._node.layer
+            kept = [n for n in layer._inbound_nodes if n in self._node_set]
+            return [layer.name, kept.index(t._node), t._index]
+
+        def tensor_record(t):
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(t.shape), "dtype": t.dtype,
+                               "keras_history": history(t)}}
+
+        layers = []
+        for layer in self._layers:
+            entry = _base.serialize(layer)
+            entry["name"] = layer.name
+            nodes = []
+            for node in layer._inbound_nodes:
+                if node.is_input or node not in self._node_set:
+                    continue
+                main = [tensor_record(t) for t in node.inputs[:node.n_main]]
+                args = [main] if node.main_is_list else main
+                kwargs = dict(node.call_kwargs)
+                if len(node.inputs) > node.n_main:
+                    kwargs["initial_state"] = [tensor_record(t)
+                                               for t in node.inputs[node.n_main:]]
+                nodes.append({"args": args, "kwargs": kwargs})
+            entry["inbound_nodes"] = nodes
+            layers.append(entry)
+
+        def endpoints(tensors, names, nested):
+            records = [history(t) for t in tensors]
+            if nested == "dict":
+                return dict(zip(names, records))
+            return records  # one tensor too is a one-item list (Keras 3)
+
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "input_layers": endpoints(self._inputs, self._input_names,
+                                          self._nested_inputs),
+                "output_layers": endpoints(self._outputs, self._output_names,
+                                           self._nested_outputs)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a functional model from :meth:`get_config` (Keras 3's layout, or Keras
+        2's ``inbound_nodes`` lists ``[[name, node_index, tensor_index, kwargs], ...]``)."""
+        return _functional_from_config(cls, config, custom_objects)
+
+    def to_json(self, **kwargs):
+        from fastseq.saving import _json_default  # one JSON encoding for configs
+
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config()},
+                          default=_json_default, **kwargs)
+
+    # ------------------------------------------------------------------ summary
+    def _summary_rows(self):
+        """(name (type), output shape, params, connected to) per layer."""
+        rows = []
+        for layer in self._layers:
+            calls = [n for n in layer._inbound_nodes if n in self._node_set]
+            connected = []
+            for node in calls:
+                for t in node.inputs:
+                    src = t._node.layer
+                    kept = [n for n in src._inbound_nodes if n in self._node_set]
+                    connected.append(f"{src.name}[{kept.index(t._node)}][{t._index}]")
+            shapes = [t.shape for n in calls for t in n.outputs]
+            shape = shapes[0] if len(shapes) == 1 else shapes
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
+                         layer.count_params() if layer.built else 0, connected))
+        return rows
+
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Print Keras's table: Layer (type), Output Shape, Param #, Connected to (for a
+        functional model); then the totals."""
+        if not self.built:
+            raise ValueError(
+                "This model has not yet been built. Build the model first by calling `build()` "
+                "or by calling `fit()`/`predict()` with some data, or specify an "
+                "`input_shape` argument in the first layer(s) for automatic build."
+            )
+        print_fn = print if print_fn is None else print_fn
+        rows = self._summary_rows()
+        graph = not isinstance(self, Sequential)
+        line_length = line_length or (98 if graph else 65)
+        positions = positions or ([0.33, 0.55, 0.67, 1.0] if graph else [0.45, 0.85, 1.0])
+        if positions[-1] <= 1:
+            positions = [int(line_length * p) for p in positions]
+
+        def row(fields):
+            line = ""
+            for i, field in enumerate(fields):
+                if i > 0:
+                    line = line[:-1] + " "
+                line += str(field)
+                line = line[: positions[i]]
+                line += " " * (positions[i] - len(line))
+            print_fn(line)
+
+        print_fn(f'Model: "{self.name}"')
+        print_fn("_" * line_length)
+        row(["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if graph else []))
+        print_fn("=" * line_length)
+        for i, (name, shape, params, connected) in enumerate(rows):
+            if graph:
+                row([name, shape, params, connected[0] if connected else ""])
+                for extra in connected[1:]:
+                    row(["", "", "", extra])
+            else:
+                row([name, shape, params])
+            print_fn("=" * line_length if i == len(rows) - 1 else "_" * line_length)
+        trainable = sum(v.value.size for v in self.trainable_weights)
+        non_trainable = sum(v.value.size for v in self.non_trainable_weights)
+        print_fn(f"Total params: {trainable + non_trainable:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {non_trainable:,}")
+        print_fn("_" * line_length)
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=None, steps_per_execution=None, **kwargs):
+        """Set the optimizer, the loss(es) and metrics (names or objects, as Keras). With
+        several outputs, ``loss`` / ``loss_weights`` / ``metrics`` may be lists (one entry
+        per output) or dicts keyed by output name; one loss is used for every output.
+        ``metrics`` are computed unweighted and ``weighted_metrics`` with the sample
+        weights, as in Keras 3."""
+        from fastseq import losses as _losses
+        from fastseq import metrics as _metrics
+        from fastseq import optimizers as _optimizers
+
+        kwargs.pop("jit_compile", None)
+        kwargs.pop("sample_weight_mode", None)
+        if kwargs:
+            raise TypeError(f"compile: unexpected keyword argument(s) {sorted(kwargs)}")
+        names = self._output_names_for_compile()
+        optimizer_obj = _optimizers.get(optimizer)
+        per_output_loss = self._per_output(loss, "loss", names, broadcast=True)
+        loss_objs = [None if l is None else _losses.get(l) for l in per_output_loss]
+        if loss is not None and all(l is None for l in loss_objs):
+            raise ValueError("compile: no output has a loss")
+        weights = self._per_output(loss_weights, "loss_weights", names, broadcast=False)
+        weights = [1.0 if w is None else float(w) for w in weights]
+        metric_sets = []
+        for arg, weighted in ((metrics, False), (weighted_metrics, True)):
+            per = self._per_output_metrics(arg, "weighted_metrics" if weighted else "metrics",
+                                           names)
+            metric_sets.append(per)
+        output_metrics = []
+        for i, name in enumerate(names):
+            entries = []
+            for per, weighted in zip(metric_sets, (False, True)):
+                for m in per[i]:
+                    obj = _metrics.get(m, loss=loss_objs[i])
+                    base = obj.name
+                    log_name = base if len(names) == 1 else f"{name}_{base}"
+                    if weighted and any(e[0] == log_name for e in entries):
+                        log_name = f"weighted_{log_name}"
+                    entries.append((log_name, obj, weighted))
+            output_metrics.append(entries)
+        optimizer_obj._set_ops(self._ops)
+        self.optimizer = optimizer_obj
+        self.loss = loss_objs[0] if len(names) == 1 else loss
+        self._output_losses, self._loss_weights = loss_objs, weights
+        self._output_metrics = output_metrics
+        self.compiled_metrics = [m for entries in output_metrics for _, m, _ in entries]
+        self._compile_config = {
+            "optimizer": _optimizers.serialize(self.optimizer),
+            "loss": self._loss_config(loss, loss_objs),
+            "metrics": _metric_config(metrics),
+        }
+        if loss_weights is not None:
+            self._compile_config["loss_weights"] = loss_weights
+        if weighted_metrics is not None:
+            self._compile_config["weighted_metrics"] = _metric_config(weighted_metrics)
+        self._fused = None
+
+    def _output_names_for_compile(self):
+        return list(self._output_names)
+
+    @staticmethod
+    def _loss_config(loss, loss_objs):
+        from fastseq import losses as _losses
+
+        def one(l, obj):
+            if l is None:
+                return None
+            if isinstance(l, str):
+                return l
+            if hasattr(_losses, "serialize"):
+                return _losses.serialize(obj)
+            return obj.name
+
+        if isinstance(loss, dict):
+            return {k: one(v, _losses.get(v) if v is not None else None)
+                    for k, v in loss.items()}
+        if isinstance(loss, (list, tuple)):
+            return [one(l, o) for l, o in zip(loss, loss_objs)]
+        return one(loss, loss_objs[0] if loss_objs else None)
+
+    def _per_output(self, value, what, names, broadcast):
+        """``value`` as one entry per output: a dict by output name, a list in output
+        order, or (``broadcast``) one value for every output."""
+        n = len(names)
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(f"compile: {what} has keys {unknown} that are not output names "
+                                 f"of model {self.name!r}; its outputs are {names}")
+            return [value.get(name) for name in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(f"compile: {what} is a list of {len(value)} entries for a model "
+                                 f"with {n} output(s) ({names})")
+            return list(value)
+        if value is None or broadcast or n == 1:
+            return [value] * n
+        raise ValueError(f"compile: give {what} as a list or a dict for a model with {n} "
+                         f"outputs ({names})")
+
+    def _per_output_metrics(self, metrics, what, names):
+        n = len(names)
+        if metrics is None:
+            return [[] for _ in names]
+        if isinstance(metrics, dict):
+            unknown = sorted(set(metrics) - set(names))
+            if unknown:
+                raise ValueError(f"compile: {what} has keys {unknown} that are not output names "
+                                 f"of model {self.name!r}; its outputs are {names}")
+            return [_as_list(metrics[name]) if name in metrics else [] for name in names]
+        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        nested = any(isinstance(m, (list, tuple, dict)) for m in metrics)
+        if n == 1:
+            if nested:
+                if len(metrics) != 1:
+                    raise ValueError(f"compile: {what} nests {len(metrics)} lists for a model "
+                                     "with one output")
+                return [_as_list(metrics[0])]
+            return [list(metrics)]
+        if not nested:
+            raise ValueError(
+                f"compile: for a model with {n} outputs ({names}), give {what} as a list of "
+                f"{n} lists (one per output) or a dict keyed by output name")
+        if len(metrics) != n:
+            raise ValueError(f"compile: {what} has {len(metrics)} entries for {n} outputs")
+        return [[] if m is None else _as_list(m) for m in metrics]
+
+    @property
+    def metrics(self):
+        return list(self.compiled_metrics)
+
+    @property
+    def metrics_names(self):
+        return list(self._log_names())
+
+    def _log_names(self):
+        names = ["loss"]
+        if len(self._output_losses) > 1:
+            names += [f"{n}_loss" for n, l in zip(self._output_names_for_compile(),
+                                                  self._output_losses) if l is not None]
+        names += [log for entries in self._output_metrics for log, _, _ in entries]
+        return names
+
+    def reset_metrics(self):
+        for metric in self.compiled_metrics:
+            metric.reset_state()
+
+    def _check_compiled(self):
+        if self.optimizer is None or not any(l is not None for l in self._output_losses):
+            raise RuntimeError(
+                "You must compile your model before training/testing. Use "
+                "`model.compile(optimizer, loss)`."
+            )
+
+    def _output_layer(self, k):
+        """The layer that computes output k when it is that layer's only call and only
+        output (so its kept logits belong to that output), else None."""
+        slot = self._output_slots[k]
+        for step in self._steps:
+            if slot in step.outputs:
+                calls = sum(s.layer is step.layer for s in self._steps)
+                return step.layer if calls == 1 and len(step.outputs) == 1 else None
+        return None
+
+    def _fusion(self):
+        """Per output: True when its loss takes the output layer's logits (sigmoid + binary
+        cross-entropy, softmax + categorical cross-entropy) and that activation's
+        derivative is skipped."""
+        if self._fused is None:
+            for layer in self._layers:
+                layer._keep_logits = False
+            fused = []
+            for k, loss in enumerate(self._output_losses):
+                last = self._output_layer(k)
+                act_name = getattr(getattr(last, "activation", None), "name", None)
+                ok = (loss is not None and last is not None
+                      and hasattr(last, "backward_from_logits") and act_name in _FUSABLE
+                      and _loss_kind(loss) in _FUSABLE[act_name]
+                      and not getattr(loss, "from_logits", False))
+                if ok:
+                    last._keep_logits = True
+                fused.append(bool(ok))
+            self._fused = fused
+        return self._fused
+
+    # ------------------------------------------------------------------ data
+    def _input_consumers(self, slot):
+        return [step.layer for step in self._steps if slot in step.inputs[:step.n_main]]
+
+    def _input_takes_indices(self, k):
+        return any(layer._takes_indices for layer in self._input_consumers(self._input_slots[k]))
+
+    def _prepare_one_input(self, x, k, name):
+        if self._input_takes_indices(k):
+            consumer = next(l for l in self._input_consumers(self._input_slots[k])
+                            if l._takes_indices)
+            x = as_indices(x, consumer.name)
+        else:
+            x = _numeric_array(x, name)
+            layer = self._layers[0] if isinstance(self, Sequential) else \
+                self._inputs[k]._node.layer
+            dtype = layer.dtype if layer.dtype.kind == "f" else None
+            if dtype is None:
+                consumers = self._input_consumers(self._input_slots[k])
+                dtype = consumers[0].dtype if consumers else np.dtype(np.float32)
+            if x.dtype.kind == "f":
+                _check_finite_input(x, name)
+            x = np.ascontiguousarray(x, dtype=dtype)
+        if x.ndim == 0:
+            raise ValueError(f"{name} must have a batch axis, got a scalar")
+        return x
+
+    def _prepare_inputs(self, x, name="x"):
+        """The model's inputs as a list of host arrays (one per input), checked."""
+        n = len(self._inputs)
+        if x is None:
+            raise ValueError(f"{name} is None: give the input data")
+        if isinstance(x, dict):
+            missing = [k for k in self._input_names if k not in x]
+            unknown = sorted(set(x) - set(self._input_names))
+            if missing or unknown:
+                raise ValueError(f"{name}: the dict's keys must be the model's input names "
+                                 f"{self._input_names}; missing {missing}, unknown {unknown}")
+            parts = [x[k] for k in self._input_names]
+        elif isinstance(x, (list, tuple)) and (
+                n > 1 or (len(x) == 1 and isinstance(x[0], np.ndarray))):
+            parts = list(x)
+            if len(parts) != n:
+                raise ValueError(f"{name}: model {self.name!r} has {n} inputs "
+                                 f"({self._input_names}), got a list of {len(parts)} arrays")
+        else:
+            if n != 1:
+                raise ValueError(f"{name}: model {self.name!r} has {n} inputs "
+                                 f"({self._input_names}); give a list or a dict of {n} arrays")
+            parts = [x]
+        label = (lambda k: name) if n == 1 else (lambda k: f"{name}[{self._input_names[k]!r}]")
+        arrays = [self._prepare_one_input(p, k, label(k)) for k, p in enumerate(parts)]
+        for k, a in enumerate(arrays):
+            self._check_graph_input_shape(a, k, label(k))
+        self._check_cardinality(arrays, [label(k) for k in range(n)])
+        return arrays
+
+    def _check_graph_input_shape(self, x, k, name):
+        expected = self._inputs[k].shape
+        if x.ndim != len(expected) or any(
+                want is not None and got != want for got, want in zip(x.shape[1:],
+                                                                      expected[1:])):
+            raise ValueError(
+                f"Input {k} ({self._input_names[k]!r}) of model {self.name!r} is incompatible: "
+                f"expected shape={expected}, found {name} of shape {x.shape}")
+
+    @staticmethod
+    def _check_cardinality(arrays, labels):
+        sizes = {len(a) for a in arrays if a is not None}
+        if len(sizes) > 1:
+            detail = ", ".join(f"{l}: {len(a)}" for l, a in zip(labels, arrays) if a is not None)
+            raise ValueError(f"Data cardinality is ambiguous: {detail}. Make sure all arrays "
+                             "contain the same number of samples.")
+
+    @staticmethod
+    def _prepare_y(y, n, name="y"):
+        if y is None:
+            raise ValueError(f"{name} is None: give the target data")
+        y = _numeric_array(y, name)
+        if y.dtype.kind == "f":
+            _check_finite_input(y, name)
+        if len(y) != n:
+            raise ValueError(
+                f"Data cardinality is ambiguous: x sizes: {n}, {name} sizes: {len(y)}. Make "
+                "sure all arrays contain the same number of samples."
+            )
+        return y
+
+    def _per_output_data(self, value, n, name, required):
+        """Targets or sample weights as one entry per output (None where absent)."""
+        names = self._output_names_for_compile()
+        k = len(names)
+        if value is None:
+            if required:
+                raise ValueError(f"{name} is None: give the target data")
+            return [None] * k
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(f"{name}: keys {unknown} are not output names of model "
+                                 f"{self.name!r}; its outputs are {names}")
+            parts = [value.get(o) for o in names]
+        elif isinstance(value, (list, tuple)) and k > 1:
+            if len(value) != k:
+                raise ValueError(f"{name}: model {self.name!r} has {k} outputs ({names}), "
+                                 f"got a list of {len(value)}")
+            parts = list(value)
+        elif k > 1 and required:
+            raise ValueError(f"{name}: model {self.name!r} has {k} outputs ({names}); give a "
+                             f"list or a dict of {k} arrays")
+        else:
+            parts = [value] * k if not required else [value]
+        out = []
+        for o, part in enumerate(parts):
+            label = name if k == 1 else f"{name}[{names[o]!r}]"
+            if part is None:
+                if required and self._output_losses and self._output_losses[o] is not None:
+                    raise ValueError(f"{label} is None: output {names[o]!r} has a loss and "
+                                     "needs targets")
+                out.append(None)
+            elif required:
+                out.append(self._prepare_y(part, n, label))
+            else:
+                from fastseq._sample_weights import check_sample_weight
+
+                out.append(check_sample_weight(part, n, label))
+        return out
+
+    def _prepare_targets(self, y, n, name="y"):
+        return self._per_output_data(y, n, name, required=True)
+
+    def _prepare_sample_weights(self, sample_weight, n, name="sample_weight"):
+        return self._per_output_data(sample_weight, n, name, required=False)
+
+    def _class_weights(self, class_weight, ys, sws):
+        """Fold ``class_weight`` into the per-output sample weights (Keras: one output)."""
+        if class_weight is None:
+            return sws
+        if any(sw is not None for sw in sws):
+            raise ValueError("`class_weight` and `sample_weight` cannot be given at the same "
+                             "time (as Keras): fold the class weights into sample_weight")
+        if len(ys) != 1:
+            raise ValueError("class_weight is only supported for models with one output; use "
+                             "sample_weight for each output instead")
+        from fastseq._sample_weights import class_weight_to_sample_weight
+
+        shape = self._output_shapes()[0]
+        n_classes = shape[-1] if shape and shape[-1] not in (None, 1) else None
+        return [class_weight_to_sample_weight(ys[0], class_weight, n_classes)]
+
+    def _output_shapes(self):
+        return [t.shape for t in self._outputs]
+
+    def _check_targets(self, ys, xs):
+        shapes = self._output_shapes_for([x.shape for x in xs])
+        for k, (loss, y) in enumerate(zip(self._output_losses, ys)):
+            check = getattr(loss, "check_targets", None)
+            if check is None or y is None or not self.built:
+                continue
+            shape = shapes[k]
+            if isinstance(shape, list):
+                raise NotImplementedError(
+                    f"Training model {self.name!r} is not supported: its last layer returns "
+                    "several outputs (return_state=True)")
+            check(y, shape)
+
+    def _output_shapes_for(self, x_shapes):
+        return self._output_shapes()
+
+    def _build_from_data(self, xs):
+        """A functional model is built by its graph."""
+
+    # ------------------------------------------------------------------ the executor
+    def _grad_plan(self):
+        """(steps on the gradient path, slots a gradient must reach): a call is on the path
+        when its layer has trainable weights or one of its inputs is."""
+        needs = [False] * self._n_slots
+        on_path = []
+        for step in self._steps:
+            on = bool(step.layer.trainable_weights) or any(needs[s] for s in step.inputs)
+            on_path.append(on)
+            for s in step.outputs:
+                needs[s] = on
+        return on_path, needs
+
+    def _to_layer(self, x, layer):
+        """Cast a slot's value for ``layer``: integer indices stay on the host for a layer
+        that takes them; float values go to the backend in the layer's dtype (Keras: a
+        layer computes in its own dtype)."""
+        if layer._takes_indices:
+            return x
+        ops = self._ops
+        if not ops.owns(x):
+            x = ops.asarray(x)
+        if x.dtype.kind != "f":
+            return ops.asarray(ops.to_numpy(x), dtype=layer.dtype)
+        if x.dtype != layer.dtype:
+            return ops.cast(x, layer.dtype)
+        return x
+
+    def _forward(self, xs, training):
+        """Run every step on the model's backend. ``xs``: the host input batches. Returns
+        (the output values as backend arrays, their masks); with ``training`` each call on
+        the gradient path keeps its cache (``self._run_state``) for :meth:`_backward`."""
+        values = [None] * self._n_slots
+        masks = [None] * self._n_slots
+        for slot, x in zip(self._input_slots, xs):
+            values[slot] = x
+        on_path = self._grad_plan()[0] if training else [False] * len(self._steps)
+        caches, activity = [None] * len(self._steps), []
+        for i, step in enumerate(self._steps):
+            layer = step.layer
+            mode = training if step.training is None else step.training
+            layer_training = bool(mode) and (on_path[i] or layer._training_changes_forward())
+            args = [self._to_layer(values[s], layer) for s in step.inputs[:step.n_main]]
+            arg_masks = [masks[s] for s in step.inputs[:step.n_main]]
+            x = args if step.main_is_list else args[0]
+            mask = arg_masks if step.main_is_list else arg_masks[0]
+            kwargs = {}
+            if len(step.inputs) > step.n_main:
+                kwargs["initial_state"] = [self._to_layer(values[s], layer)
+                                           for s in step.inputs[step.n_main:]]
+            layer._cache = None
+            y = layer.forward(x, mask=mask, training=layer_training, **kwargs)
+            caches[i] = layer._cache if (training and on_path[i]) else None
+            layer._cache = None
+            out_mask = layer.compute_mask(x, mask)
+            ys = y if isinstance(y, list) else [y]
+            out_masks = out_mask if isinstance(out_mask, list) else [out_mask] * len(ys)
+            for s, v, m in zip(step.outputs, ys, out_masks):
+                values[s], masks[s] = v, m
+            reg = getattr(layer, "activity_regularizer", None)
+            if reg is not None:
+                activity.append((i, reg, ys))
+        dtypes = [None if v is None else np.dtype(v.dtype) for v in values]
+        self._run_state = (caches, activity, on_path, dtypes) if training else None
+        # Keras 3: each output's activity penalty divided by its batch size
+        self._activity_loss = sum(
+            reg(self._ops.to_numpy(v)) / max(len(v), 1) for _, reg, ys in activity for v in ys)
+        return ([values[s] for s in self._output_slots],
+                [masks[s] for s in self._output_slots])
+
+    def _backward(self, output_grads, fused):
+        """Gradients of the outputs (None where an output has no loss) back through the
+        steps: sets every trainable Variable's ``grad``."""
+        caches, activity, on_path, dtypes = self._run_state
+        self._run_state = None
+        ops = self._ops
+        needs = self._grad_plan()[1]
+        grads = [None] * self._n_slots
+        logits_slots = set()
+        for k, (slot, g) in enumerate(zip(self._output_slots, output_grads)):
+            if g is not None:
+                grads[slot] = _sum_grads(ops, grads[slot], g)
+                if fused[k]:
+                    logits_slots.add(slot)
+        activity_of = {i: (reg, ys) for i, reg, ys in activity}
+        calls = {}
+        for step in self._steps:
+            calls[id(step.layer)] = calls.get(id(step.layer), 0) + 1
+        for i in range(len(self._steps) - 1, -1, -1):
+            step = self._steps[i]
+            if not on_path[i]:
+                continue
+            layer = step.layer
+            out_grads = [grads[s] for s in step.outputs]
+            if i in activity_of:  # d activity_regularizer(y) / d y joins the output gradient
+                reg, ys = activity_of[i]
+                out_grads = [_sum_grads(ops, g, ops.asarray(
+                    reg.gradient(ops.to_numpy(y)) / y.dtype.type(max(len(y), 1))))
+                    for g, y in zip(out_grads, ys)]
+            if all(g is None for g in out_grads):
+                continue
+            if len(out_grads) > 1:
+                raise NotImplementedError(
+                    f"Training through {type(layer).__name__} {layer.name!r}'s several outputs "
+                    "(return_state=True) is not supported")
+            grad = out_grads[0]
+            need_input = any(needs[s] for s in step.inputs)
+            if len(step.inputs) > step.n_main and any(needs[s] for s in
+                                                      step.inputs[step.n_main:]):
+                raise NotImplementedError(
+                    f"Training through the initial_state of {type(layer).__name__} "
+                    f"{layer.name!r} is not supported")
+            shared = calls[id(layer)] > 1
+            before = [(v, v.grad) for v in layer.trainable_weights] if shared else ()
+            layer._cache = caches[i]
+            caches[i] = None
+            if step.outputs[0] in logits_slots:
+                grad_in = layer.backward_from_logits(grad, need_input_grad=need_input)
+            else:
+                grad_in = layer.backward(grad, need_input_grad=need_input)
+            layer._cache = None
+            for var, old in before:
+                var.grad = _sum_grads(ops, old, var.grad)
+            if not need_input:
+                continue
+            parts = grad_in if step.main_is_list else [grad_in]
+            for s, g in zip(step.inputs[:step.n_main], parts):
+                if needs[s] and g is not None:
+                    if g.dtype != dtypes[s] and dtypes[s].kind == "f":
+                        g = ops.cast(g, dtypes[s])  # back to the dtype the layer below gave
+                    grads[s] = _sum_grads(ops, grads[s], g)
+
+    # ------------------------------------------------------------------ loss
+    def _regularized_weights(self):
+        return [(v, v.regularizer) for v in self.weights
+                if getattr(v, "regularizer", None) is not None]
+
+    def _regularization(self, need_grad):
+        """The weight regularization loss; with ``need_grad`` its gradient joins each
+        trainable weight's ``grad``."""
+        ops = self._ops
+        total = 0.0
+        for var, reg in self._regularized_weights():
+            value = var.value
+            total += float(reg(value))
+            if need_grad and var.trainable:
+                penalty = np.asarray(reg.gradient(value), dtype=var.dtype)
+                grad = var.grad
+                if isinstance(grad, SparseGrad):
+                    grad = _sum_grads(ops, grad, ops.asarray(penalty))
+                else:
+                    grad = _sum_grads(ops, grad, ops.asarray(penalty))
+                var.grad = grad
+        return total
+
+    def _apply_constraints(self):
+        for var in self.trainable_weights:
+            constraint = getattr(var, "constraint", None)
+            if constraint is not None:
+                var.assign(np.asarray(constraint(var.value), dtype=var.dtype))
+
+    def _losses_of(self, ys, y_preds, masks, sws, need_grad):
+        """(total loss with the regularization, per-output losses, per-output gradients,
+        per-output fused flags) of one forward pass."""
+        fused = self._fusion()
+        total = 0.0
+        values, grads, used = [], [], []
+        for k, loss in enumerate(self._output_losses):
+            if loss is None:
+                values.append(None)
+                grads.append(None)
+                used.append(False)
+                continue
+            layer = self._output_layer(k) if fused[k] else None
+            logits = layer._last_logits if layer is not None else None
+            on_logits = logits is not None
+            if layer is not None:
+                layer._last_logits = None
+            value, grad = self._ops.loss_forward_backward(
+                loss, ys[k], logits if on_logits else y_preds[k], masks[k],
+                from_logits=on_logits, need_grad=need_grad, sample_weight=sws[k])
+            weight = self._loss_weights[k]
+            if need_grad and weight != 1.0:
+                grad = self._ops.multiply(grad, np.asarray(weight, dtype=grad.dtype))
+            total += weight * value
+            values.append(value)
+            grads.append(grad)
+            used.append(on_logits)
+        total += self._activity_loss
+        return total, values, grads, used
+
+    def _train_step(self, xs, ys, sws):
+        self._fusion()  # before the forward pass: the output layers keep their logits
+        for var in self.trainable_weights:
+            var.grad = None
+        y_preds, masks = self._forward(xs, training=True)
+        total, values, grads, fused = self._losses_of(ys, y_preds, masks, sws, need_grad=True)
+        self._backward(grads, fused)
+        total += self._regularization(need_grad=True)
+        self.optimizer.apply_gradients(self.trainable_weights)
+        self._apply_constraints()
+        return total, values, y_preds, masks
+
+    def _eval_step(self, xs, ys, sws):
+        """(loss, per-output losses, outputs, output masks) of one batch, no training."""
+        self._fusion()
+        y_preds, masks = self._forward(xs, training=False)
+        total, values, _, _ = self._losses_of(ys, y_preds, masks, sws, need_grad=False)
+        total += self._regularization(need_grad=False)
+        return total, values, y_preds, masks
+
+    def _update_metrics(self, ys, y_preds, masks, sws):
+        for k, entries in enumerate(self._output_metrics):
+            if not entries or ys[k] is None:
+                continue
+            plain = [m for _, m, weighted in entries if not weighted]
+            weighted = [m for _, m, w in entries if w]
+            self._ops.update_metrics(plain, ys[k], y_preds[k], masks[k])
+            if weighted:
+                self._ops.update_metrics(weighted, ys[k], y_preds[k], masks[k],
+                                         sample_weight=sws[k])
+
+    def _logs(self, tracker, output_trackers=None):
+        logs = {"loss": tracker.result()}
+        if output_trackers:
+            for name, t in output_trackers.items():
+                logs[f"{name}_loss"] = t.result()
+        for entries in self._output_metrics:
+            for log_name, metric, _ in entries:
+                logs[log_name] = float(metric.result())
+        return logs
+
+    def _output_trackers(self):
+        if len(self._output_losses) < 2:
+            return None
+        return {name: _Tracker() for name, loss in zip(self._output_names_for_compile(),
+                                                       self._output_losses)
+                if loss is not None}
+
+    @staticmethod
+    def _track(tracker, output_trackers, names, total, values, n):
+        tracker.update(total, n)
+        if output_trackers:
+            for name, value in zip(names, values):
+                if name in output_trackers and value is not None:
+                    output_trackers[name].update(value, n)
+
+    # ------------------------------------------------------------------ batches
+    @staticmethod
+    def _slice(arrays, index):
+        return [None if a is None else a[index] for a in arrays]
+
+    def _array_batches(self, xs, ys, sws, batch_size, order=None):
+        """(x, y, sample_weight) batches of the arrays, in ``order`` (None: as stored)."""
+        n = len(xs[0])
+        for start in range(0, n, batch_size):
+            index = slice(start, start + batch_size) if order is None \
+                else order[start:start + batch_size]
+            yield self._slice(xs, index), self._slice(ys, index), self._slice(sws, index)
+
+    def _predict_batches(self, batches, callbacks=None):
+        outputs = None
+        parts_list = []
+        for step, (xb, _, _) in enumerate(batches):
+            if callbacks is not None:
+                callbacks.on_predict_batch_begin(step)
+            parts = self._forward_numpy(xb)
+            parts_list.append(parts)
+            if callbacks is not None:
+                callbacks.on_predict_batch_end(
+                    step, {"outputs": parts[0] if self._single_output else parts})
+        if not parts_list:
+            return None
+        outputs = [np.concatenate([p[k] for p in parts_list]) if len(parts_list) > 1
+                   else parts_list[0][k] for k in range(len(parts_list[0]))]
+        return outputs
+
+    def _predict_arrays(self, xs, batch_size, callbacks=None):
+        outputs = self._predict_batches(self._array_batches(xs, [], [], batch_size),
+                                        callbacks)
+        if outputs is None:  # no samples
+            outputs = self._forward_numpy(self._slice(xs, slice(0, 0)))
+        return outputs[0] if self._single_output else outputs
+
+    def _evaluate_batches(self, batches, callbacks=None):
+        """Loss (batch-size-weighted mean) and metrics over the batches, no training
+        caches."""
+        tracker, output_trackers = _Tracker(), self._output_trackers()
+        names = self._output_names_for_compile()
+        self.reset_metrics()
+        self._fusion()
+        logs = self._logs(tracker, output_trackers)
+        for step, (xb, yb, swb) in enumerate(batches):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step)
+            total, values, y_preds, masks = self._eval_step(xb, yb, swb)
+            self._track(tracker, output_trackers, names, total, values, len(xb[0]))
+            self._update_metrics(yb, y_preds, masks, swb)
+            logs = self._logs(tracker, output_trackers)
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step, logs)
+        return logs
+
+    def _prepare_xy(self, x, y, sample_weight, names=("x", "y", "sample_weight")):
+        xs = self._prepare_inputs(x, names[0])
+        n = len(xs[0])
+        self._build_from_data(xs)
+        ys = self._prepare_targets(y, n, names[1])
+        sws = self._prepare_sample_weights(sample_weight, n, names[2])
+        self._check_targets(ys, xs)
+        return xs, ys, sws
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, **kwargs):
+        """Train for ``epochs`` epochs; returns the History (``.history`` holds ``loss``,
+        the metrics and their ``val_`` versions)."""
+        from fastseq import callbacks as _callbacks
+
+        if "nb_epoch" in kwargs:
+            warnings.warn("The `nb_epoch` argument in `fit` has been renamed `epochs`.",
+                          DeprecationWarning, stacklevel=2)
+            epochs = kwargs.pop("nb_epoch")
+        if kwargs:
+            raise TypeError(f"fit: unexpected keyword argument(s) {sorted(kwargs)}")
+        for what, value in (("steps_per_epoch", steps_per_epoch),
+                            ("validation_steps", validation_steps)):
+            if value is not None:
+                raise NotImplementedError(f"fit: {what} is not supported by fastseq")
+        self._check_compiled()
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
+        epochs = int(epochs)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+
+        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
+        if len(xs[0]) == 0:
+            raise ValueError("fit: x is empty (0 samples)")
+        sws = self._class_weights(class_weight, ys, sws)
+
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                    f"val_sample_weight), got {type(validation_data).__name__}"
+                )
+            val_sw = validation_data[2] if len(validation_data) == 3 else None
+            val = self._prepare_xy(validation_data[0], validation_data[1], val_sw,
+                                   ("x_val", "y_val", "val_sample_weight"))
+        elif validation_split:
+            # the last fraction, taken before any shuffling (Keras)
+            total = len(xs[0])
+            split_at = int(math.floor(total * (1.0 - validation_split)))
+            if split_at == 0 or split_at == total:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no training or no validation "
+                    f"samples out of {total}"
+                )
+            tail, head = slice(split_at, None), slice(0, split_at)
+            val = tuple(self._slice(a, tail) for a in (xs, ys, sws))
+            xs, ys, sws = (self._slice(a, head) for a in (xs, ys, sws))
+        val_batch_size = validation_batch_size or batch_size
+
+        n = len(xs[0])
+        steps = -(-n // batch_size)
+        callback_list = _callbacks.CallbackList(
+            callbacks, model=self, add_history=True, add_progbar=verbose != 0,
+            verbose=verbose, epochs=epochs, steps=steps,
+        )
+        nan_warned = False
+        has_nan_callback = any(type(c).__name__ == "TerminateOnNaN" for c in (callbacks or []))
+        from fastseq.utils import get_rng
+
+        names = self._output_names_for_compile()
+        self.stop_training = False
+        callback_list.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            tracker, output_trackers = _Tracker(), self._output_trackers()
+            callback_list.on_epoch_begin(epoch)
+            order = None
+            if shuffle == "batch":
+                blocks = get_rng().permutation(steps)
+                order = np.concatenate([np.arange(b * batch_size, min((b + 1) * batch_size, n))
+                                        for b in blocks])
+            elif shuffle:
+                order = get_rng().permutation(n)
+            for step, (xb, yb, swb) in enumerate(
+                    self._array_batches(xs, ys, sws, batch_size, order)):
+                callback_list.on_train_batch_begin(step)
+                total, values, y_preds, masks = self._train_step(xb, yb, swb)
+                self._track(tracker, output_trackers, names, total, values, len(xb[0]))
+                self._update_metrics(yb, y_preds, masks, swb)
+                logs = self._logs(tracker, output_trackers)
+                if not math.isfinite(total) and not has_nan_callback and not nan_warned:
+                    nan_warned = True
+                    warnings.warn(
+                        f"fit: the loss is {total} at epoch {epoch + 1}, batch {step}; "
+                        "training goes on (pass callbacks=[TerminateOnNaN()] to stop it)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                callback_list.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0 and not self.stop_training:
+                # as Keras: the validation pass calls the test hooks (the progress bar
+                # stays silent inside fit)
+                callback_list.on_test_begin()
+                val_logs = self._evaluate_batches(
+                    self._array_batches(*val, val_batch_size), callbacks=callback_list)
+                callback_list.on_test_end(val_logs)
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self.stop_training:
+                break
+        callback_list.on_train_end(logs)
+        history = getattr(callback_list, "history", None)
+        if history is not None:
+            self.history = history
+        return self.history
+
+    # ------------------------------------------------------------------ evaluate / predict
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """Loss, or [loss, *metrics], over (x, y); batch-size-weighted as Keras."""
+        from fastseq import callbacks as _callbacks
+
+        if kwargs:
+            raise TypeError(f"evaluate: unexpected keyword argument(s) {sorted(kwargs)}")
+        if steps is not None:
+            raise NotImplementedError("evaluate: steps is not supported")
+        self._check_compiled()
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
+        callback_list = _callbacks.CallbackList(
+            callbacks, model=self, add_history=False, add_progbar=verbose != 0,
+            verbose=verbose, epochs=1, steps=-(-len(xs[0]) // batch_size),
+        )
+        callback_list.on_test_begin()
+        logs = self._evaluate_batches(self._array_batches(xs, ys, sws, batch_size),
+                                      callbacks=callback_list)
+        callback_list.on_test_end(logs)
+        return self._result(logs, return_dict)
+
+    def _result(self, logs, return_dict):
+        if return_dict:
+            return dict(logs)
+        names = self._log_names()
+        if len(names) == 1:
+            return logs["loss"]
+        return [logs[name] for name in names]
+
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
+        """The model's output for ``x`` (inference: no dropout, no training caches)."""
+        if kwargs:
+            raise TypeError(f"predict: unexpected keyword argument(s) {sorted(kwargs)}")
+        if steps is not None:
+            raise NotImplementedError("predict: steps is not supported")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
+        xs = self._prepare_inputs(x)
+        self._build_from_data(xs)
+        callback_list = None
+        verbose = 1 if verbose == "auto" else int(verbose)
+        if callbacks or verbose:
+            from fastseq import callbacks as _callbacks
+
+            callback_list = _callbacks.CallbackList(
+                callbacks, model=self, add_history=False, add_progbar=verbose != 0,
+                verbose=verbose, epochs=1, steps=-(-len(xs[0]) // batch_size),
+            )
+            callback_list.on_predict_begin()
+        out = self._predict_arrays(xs, batch_size, callbacks=callback_list)
+        if callback_list is not None:
+            callback_list.on_predict_end()
+        return out
+
+    def __call__(self, x, training=False):
+        xs = self._prepare_inputs(x)
+        self._build_from_data(xs)
+        parts = self._forward_numpy(xs, training=bool(training))
+        self._run_state = None  # nothing follows to take the caches
+        return parts[0] if self._single_output else parts
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       reset_metrics=True, return_dict=False):
+        """One gradient step on one batch; returns the loss, or [loss, *metrics]."""
+        self._check_compiled()
+        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
+        sws = self._class_weights(class_weight, ys, sws)
+        total, values, y_preds, masks = self._train_step(xs, ys, sws)
+        self._update_metrics(ys, y_preds, masks, sws)
+        return self._batch_result(total, values, reset_metrics, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True,
+                      return_dict=False):
+        """Loss (and metrics) on one batch, without training."""
+        self._check_compiled()
+        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
+        self._fusion()
+        total, values, y_preds, masks = self._eval_step(xs, ys, sws)
+        self._update_metrics(ys, y_preds, masks, sws)
+        return self._batch_result(total, values, reset_metrics, return_dict)
+
+    def _batch_result(self, total, values, reset_metrics, return_dict):
+        tracker, output_trackers = _Tracker(), self._output_trackers()
+        self._track(tracker, output_trackers, self._output_names_for_compile(), total, values,
+                    1)
+        logs = self._logs(tracker, output_trackers)
+        if reset_metrics:
+            self.reset_metrics()
+        return self._result(logs, return_dict)
+
+    def predict_on_batch(self, x):
+        xs = self._prepare_inputs(x)
+        self._build_from_data(xs)
+        parts = self._forward_numpy(xs)
+        return parts[0] if self._single_output else parts
+
+    def _forward_numpy(self, xs, training=False):
+        """The model's outputs for host batches ``xs`` as a list of NumPy arrays."""
+        ys, _ = self._forward(xs, training=training)
+        for layer in self._layers:  # a kept logit would pin a device array
+            layer._last_logits = None
+        out = []
+        for y in ys:
+            out.extend(y if isinstance(y, list) else [y])
+        return [self._ops.to_numpy(t) for t in out]
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}, {len(self._layers)} layers>"
+
+
+def _is_input_layer(layer):
+    return type(layer).__name__ == "InputLayer"
+
+
+def _map_graph(inputs, outputs):
+    """Keras 3's ``map_graph`` (keras/src/ops/function.py): the nodes between ``inputs``
+    and ``outputs`` in an order that computes every input before its use (deepest first)
+    and the layers in Keras's order (by depth, then by first visit from the outputs), which
+    is also the order of ``model.weights``. Raises on a disconnected graph or a cycle."""
+    input_ids = {id(t) for t in inputs}
+    finished, in_progress = set(), set()
+    ordered, first_visit = [], {}
+
+    def visit(tensor):
+        node = tensor._node
+        layer = node.layer
+        if node in finished:
+            return
+        if node in in_progress:
+            raise ValueError(f"Tensor {tensor} from layer {layer.name!r} is part of a cycle.")
+        first_visit.setdefault(layer, len(first_visit))
+        in_progress.add(node)
+        if not node.is_input:
+            for t in node.inputs:
+                visit(t)
+        finished.add(node)
+        in_progress.discard(node)
+        ordered.append(node)
+
+    for t in outputs:
+        visit(t)
+    in_graph = set(ordered)
+    node_depth, layer_depth = {}, {}
+    for node in reversed(ordered):
+        depth = max(node_depth.setdefault(node, 0), layer_depth.get(node.layer, 0))
+        layer_depth[node.layer] = depth
+        node_depth[node] = depth
+        for parent in node.parent_nodes:
+            if parent in in_graph:
+                node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+    for t in inputs:  # an input no output depends on is still a layer of the model
+        node = t._node
+        if node.layer not in layer_depth:
+            layer_depth[node.layer] = 0
+            first_visit[node.layer] = -1
+            node_depth[node] = 0
+    layers = sorted(layer_depth, key=lambda l: (-layer_depth[l], first_visit[l]))
+    nodes = sorted(node_depth, key=lambda n: -node_depth[n])
+    computable = set(input_ids)
+    done = []
+    for node in nodes:
+        for t in node.inputs:
+            if id(t) not in computable:
+                raise ValueError(
+                    f"Graph disconnected: cannot find parent for tensor {t} at layer "
+                    f"{node.layer.name!r}. The following previous layers were accessed without "
+                    f"issue: {done}")
+        if node.is_input and id(node.outputs[0]) not in computable:
+            raise ValueError(
+                f"Graph disconnected: cannot obtain value for tensor {node.outputs[0]} at "
+                f"layer {node.layer.name!r}: it is an Input that is not in the model's inputs. "
+                f"The following previous layers were accessed without issue: {done}")
+        done.append(node.layer.name)
+        computable.update(id(t) for t in node.outputs)
+    names = [l.name for l in layers]
+    for name in names:
+        if names.count(name) != 1:
+            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. '
+                             "All layer names should be unique.")
+    return nodes, layers
+
+
+def _unique_output_names(outputs):
+    names = []
+    for t in outputs:
+        layer = t._node.layer
+        name = layer.name if len(t._node.outputs) == 1 else f"{layer.name}_{t._index}"
+        while name in names:
+            name = name + "_1"
+        names.append(name)
+    return names
+
+
+def _functional_from_config(cls, config, custom_objects=None):
+    """A functional model from Keras 3's config (``inbound_nodes`` as ``{"args": [...],
+    "kwargs": {...}}`` with ``__keras_tensor__`` records) or Keras 2's (lists of
+    ``[layer_name, node_index, tensor_index, kwargs]``)."""
+    from fastseq.layers.input_layer import KerasTensor
+
+    created = {}
+    pending = []
+    for entry in config.get("layers", []):
+        layer = _base.deserialize(entry, custom_objects=custom_objects)
+        name = entry.get("name") or entry.get("config", {}).get("name") or layer.name
+        created[name] = layer
+        if not _is_input_layer(layer):
+            pending.append((layer, list(entry.get("inbound_nodes") or [])))
+    produced = {}  # (layer name, node index) -> output tensors
+    for name, layer in created.items():
+        if _is_input_layer(layer):
+            produced[(name, 0)] = [layer.output]
+    calls = {}
+
+    def tensor_of(history):
+        key = (history[0], int(history[1]))
+        if key not in produced:
+            return None
+        return produced[key][int(history[2])]
+
+    def resolve(value):
+        """A config value with its tensor records replaced by tensors (None: not ready)."""
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            return tensor_of(value["config"]["keras_history"])
+        if isinstance(value, (list, tuple)):
+            items = [resolve(v) for v in value]
+            return None if any(i is None for i in items) else items
+        return value
+
+    def call(layer, node):
+        if isinstance(node, dict):  # Keras 3
+            args = node.get("args", [])
+            kwargs = dict(node.get("kwargs") or {})
+            if len(args) != 1:
+                raise ValueError(f"layer {layer.name!r}: a call with {len(args)} positional "
+                                 "arguments is not supported")
+            main = resolve(args[0])
+            if main is None:
+                return False
+            states = kwargs.pop("initial_state", None)
+            if states is not None:
+                states = resolve(states)
+                if states is None:
+                    return False
+                kwargs["initial_state"] = states
+            kwargs.pop("mask", None)
+        else:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+            tensors = [tensor_of(item) for item in node]
+            if any(t is None for t in tensors):
+                return False
+            main = tensors if len(tensors) > 1 else tensors[0]
+            kwargs = {}
+            for item in node:
+                if len(item) > 3 and item[3]:
+                    kwargs.update({k: v for k, v in item[3].items() if k == "training"})
+        out = layer(main, **kwargs)
+        index = calls.get(layer.name, 0)
+        calls[layer.name] = index + 1
+        produced[(layer.name, index)] = out if isinstance(out, list) else [out]
+        return True
+
+    progress = True
+    while pending and progress:
+        progress = False
+        still = []
+        for layer, nodes in pending:
+            while nodes and call(layer, nodes[0]):
+                nodes.pop(0)
+                progress = True
+            if nodes:
+                still.append((layer, nodes))
+        pending = still
+    if pending:
+        raise ValueError("model config: cannot connect layers "
+                         f"{[layer.name for layer, _ in pending]}: their inputs are never made")
+
+    def endpoints(spec):
+        if isinstance(spec, dict):
+            return {k: endpoints(v) for k, v in spec.items()}
+        if spec and isinstance(spec[0], (list, tuple)):
+            return [endpoints(s) for s in spec]
+        tensor = tensor_of(spec)
+        if not isinstance(tensor, KerasTensor):
+            raise ValueError(f"model config: no tensor {spec}")
+        return tensor
+
+    inputs = endpoints(config["input_layers"])
+    outputs = endpoints(config["output_layers"])
+    # Keras writes a single endpoint as a one-item list, and reads it back as one tensor
+    if isinstance(inputs, list) and len(inputs) == 1:
+        inputs = inputs[0]
+    if isinstance(outputs, list) and len(outputs) == 1:
+        outputs = outputs[0]
+    return cls(inputs, outputs, name=config.get("name"))
+
+
+class Sequential(Model):
+    """A linear stack of layers: ``Sequential([Embedding(...), LSTM(...), Dense(...)])`` or
+    ``model.add(layer)``, optionally after ``fastseq.Input(shape)`` / an ``InputLayer``.
+    Built from the input's or the first layer's ``input_shape`` / ``input_length``, or on
+    the first data it sees."""
+
+    _default_name = "sequential"
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        self._init_state(name)
+        self._input_layer = None
+        self._build_input_shape = None  # (None, ...) the model was built for
+        self._built_from_data = False
+        self._single_output = True
+        if layers is not None:
+            if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
+                layers = [layers]
+            for layer in layers:
+                self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    # ------------------------------------------------------------------ structure
+    def add(self, layer):
+        """Append a layer (built at once when the model's input shape is known). The first
+        item may be ``fastseq.Input(...)`` or an ``InputLayer``: it sets the input shape."""
+        from fastseq.layers.input_layer import InputLayer, KerasTensor
+
+        if isinstance(layer, KerasTensor):
+            if not isinstance(layer._node.layer, InputLayer):
+                raise TypeError("A Sequential model takes fastseq.Input(...) tensors only as its "
+                                f"first item; got the output of layer {layer._node.layer.name!r}")
+            layer = layer._node.layer
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("An InputLayer (or fastseq.Input) can only be the first item "
+                                 "of a Sequential model")
+            self._input_layer = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                "The added layer must be an instance of fastseq.layers.Layer, got "
+                f"{type(layer).__name__}: {layer!r}"
+            )
+        if getattr(layer, "_multi_input", False):
+            raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) merges several "
+                             "inputs: use it in a functional Model, not in a Sequential one")
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(f"Layer {layer.name!r} is already in this model")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(
+                "All layers added to a Sequential model should have unique names. Name "
+                f"{layer.name!r} is already the name of a layer in this model"
+            )
+        if self._layers and getattr(self._layers[-1], "return_state", False):
+            raise ValueError(
+                "All layers in a Sequential model should have a single output: layer "
+                f"{self._layers[-1].name!r} returns its states (return_state=True), so it must "
+                "be the last layer"
+            )
+        layer._set_ops(self._ops)
+        if self.built:
+            layer._build_for(self._layers[-1].output_shape if self._layers
+                             else self._build_input_shape)
+        elif not self._layers and (self._input_layer is not None
+                                   or layer._batch_input_shape is not None):
+            self._layers.append(layer)
+            shape = (self._input_layer.batch_shape if self._input_layer is not None
+                     else layer._batch_input_shape)
+            try:
+                self.build(shape)
+            except Exception:
+                self._layers.pop()
+                raise
+            self._fused = None
+            return
+        self._layers.append(layer)
+        self._fused = None
+        if self.built:
+            self._make_steps()
+
+    def pop(self):
+        """Remove the last layer."""
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        self._fused = None
+        if not self._layers:
+            self.built = False
+            self._build_input_shape = None
+            self._steps = []
+        else:
+            self._make_steps()
+        return layer
+
+    def build(self, input_shape=None):
+        """Build every layer for inputs of ``input_shape`` (batch dimension first)."""
+        if input_shape is None:
+            input_shape = self._build_input_shape
+            if input_shape is None and self._input_layer is not None:
+                input_shape = self._input_layer.batch_shape
+            if input_shape is None and self._layers:
+                input_shape = self._layers[0]._batch_input_shape
+            if input_shape is None:
+                raise ValueError(
+                    "You must provide an input_shape to build the model (or give the first "
+                    "layer an input_shape, or fit / predict on data)"
+                )
+        input_shape = _base._shape_tuple(input_shape, "input_shape")
+        if not self._layers:
+            raise ValueError("The model has no layers: add layers before building it")
+        shape = input_shape
+        for layer in self._layers:
+            if isinstance(shape, list):
+                raise ValueError(
+                    f"Layer {layer.name!r} follows a layer with several outputs; a Sequential "
+                    "model needs a single output per layer"
+                )
+            shape = layer._build_for(shape)
+        self._build_input_shape = input_shape
+        self.built = True
+        self._make_steps()
+
+    def _make_steps(self):
+        """The chain: slot i -> layer i -> slot i + 1 (the last layer may fill several)."""
+        steps = []
+        for i, layer in enumerate(self._layers):
+            last = i == len(self._layers) - 1
+            several = last and isinstance(layer.output_shape, list)
+            outputs = tuple(range(i + 1, i + 1 + len(layer.output_shape))) if several \
+                else (i + 1,)
+            steps.append(_Step(layer, (i,), 1, False, outputs))
+        self._steps = steps
+        self._input_slots = [0]
+        self._output_slots = list(steps[-1].outputs)
+        self._n_slots = steps[-1].outputs[-1] + 1
+        self._single_output = len(self._output_slots) == 1
+        self._fused = None
+
+    def _build_from_data(self, xs):
+        if not self.built:
+            self.build((None,) + tuple(xs[0].shape[1:]))
+            self._built_from_data = True
+
+    @property
+    def input_shape(self):
+        if not self.built:
+            raise AttributeError(
+                f"The model {self.name!r} has not been built yet and thus has no input shape"
+            )
+        return self._build_input_shape
+
+    @property
+    def output_shape(self):
+        if not self.built:
+            raise AttributeError(
+                f"The model {self.name!r} has not been built yet and thus has no output shape"
+            )
+        return self._layers[-1].output_shape
+
+    @property
+    def inputs(self):
+        return None if self._input_layer is None else [self._input_layer.output]
+
+    @property
+    def outputs(self):
+        return None
+
+    @property
+    def input_names(self):
+        return [self._input_layer.name] if self._input_layer is not None else ["input"]
+
+    @property
+    def output_names(self):
+        return self._output_names_for_compile()
+
+    def _output_names_for_compile(self):
+        return [self._layers[-1].name] if self._layers else ["output"]
+
+    def _output_shapes(self):
+        return [self.output_shape]
+
+    def _output_shapes_for(self, x_shapes):
+        return [self._output_shape_for(x_shapes[0])]
+
+    def _output_shape_for(self, x_shape):
+        """The model's output shape for an input of shape ``x_shape``."""
+        shape = tuple(x_shape)
+        for layer in self._layers:
+            if isinstance(shape, list):
+                break
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def _summary_rows(self):
+        return [(f"{layer.name} ({type(layer).__name__})", layer.output_shape,
+                 layer.count_params(), []) for layer in self._layers]
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        layers = [_base.serialize(layer) for layer in self._layers]
+        if self._input_layer is not None:
+            layers.insert(0, _base.serialize(self._input_layer))
+        config = {"name": self.name, "layers": layers}
         if self.built and self._built_from_data:
             config["build_input_shape"] = self._build_input_shape
         return config
@@ -328,138 +1825,11 @@ class Sequential:
             model._built_from_data = config.get("build_input_shape") is not None
         return model
 
-    def to_json(self, **kwargs):
-        from fastseq.saving import _json_default  # one JSON encoding for configs
-
-        return json.dumps({"class_name": "Sequential", "config": self.get_config()},
-                          default=_json_default, **kwargs)
-
-    # ------------------------------------------------------------------ summary
-    def summary(self, line_length=None, positions=None, print_fn=None):
-        """Print Keras's table: Layer (type), Output Shape, Param #; then the totals."""
-        if not self.built:
-            raise ValueError(
-                "This model has not yet been built. Build the model first by calling `build()` "
-                "or by calling `fit()`/`predict()` with some data, or specify an "
-                "`input_shape` argument in the first layer(s) for automatic build."
-            )
-        print_fn = print if print_fn is None else print_fn
-        line_length = line_length or 65
-        positions = positions or [0.45, 0.85, 1.0]
-        if positions[-1] <= 1:
-            positions = [int(line_length * p) for p in positions]
-
-        def row(fields):
-            line = ""
-            for i, field in enumerate(fields):
-                if i > 0:
-                    line = line[:-1] + " "
-                line += str(field)
-                line = line[: positions[i]]
-                line += " " * (positions[i] - len(line))
-            print_fn(line)
-
-        print_fn(f'Model: "{self.name}"')
-        print_fn("_" * line_length)
-        row(["Layer (type)", "Output Shape", "Param #"])
-        print_fn("=" * line_length)
-        for i, layer in enumerate(self._layers):
-            row([f"{layer.name} ({type(layer).__name__})", layer.output_shape,
-                 layer.count_params()])
-            print_fn("=" * line_length if i == len(self._layers) - 1 else "_" * line_length)
-        trainable = sum(v.value.size for v in self.trainable_weights)
-        non_trainable = sum(v.value.size for v in self.non_trainable_weights)
-        print_fn(f"Total params: {trainable + non_trainable:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {non_trainable:,}")
-        print_fn("_" * line_length)
-
-    # ------------------------------------------------------------------ compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=None, steps_per_execution=None, **kwargs):
-        """Set the optimizer, loss and metrics (names or objects, as Keras)."""
-        from fastseq import losses as _losses
-        from fastseq import metrics as _metrics
-        from fastseq import optimizers as _optimizers
-
-        kwargs.pop("jit_compile", None)
-        kwargs.pop("sample_weight_mode", None)
-        if kwargs:
-            raise TypeError(f"compile: unexpected keyword argument(s) {sorted(kwargs)}")
-        if loss_weights is not None or weighted_metrics is not None:
-            raise NotImplementedError("compile: loss_weights / weighted_metrics are not supported")
-        if isinstance(loss, (list, tuple, dict)):
-            raise NotImplementedError("compile: a Sequential model has one output; give one loss")
-        optimizer_obj = _optimizers.get(optimizer)
-        loss_obj = _losses.get(loss) if loss is not None else None
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, (str, dict)) or not isinstance(metrics, (list, tuple)):
-            metrics = [metrics]
-        if any(isinstance(m, (list, tuple, dict)) for m in metrics):
-            raise NotImplementedError("compile: give metrics as a flat list for a Sequential model")
-        metric_objs = [_metrics.get(m, loss=loss_obj) for m in metrics]
-        optimizer_obj._set_ops(self._ops)
-        self.optimizer, self.loss, self.compiled_metrics = optimizer_obj, loss_obj, metric_objs
-        if self.loss is None:
-            loss_config = None
-        elif isinstance(loss, str):
-            loss_config = loss
-        elif hasattr(_losses, "serialize"):
-            loss_config = _losses.serialize(self.loss)
-        else:
-            loss_config = self.loss.name
-        self._compile_config = {
-            "optimizer": _optimizers.serialize(self.optimizer),
-            "loss": loss_config,
-            "metrics": [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in metrics],
-        }
-        self._fused = None
-
-    @property
-    def metrics(self):
-        return list(self.compiled_metrics)
-
-    @property
-    def metrics_names(self):
-        return ["loss"] + [m.name for m in self.compiled_metrics]
-
-    def reset_metrics(self):
-        for metric in self.compiled_metrics:
-            metric.reset_state()
-
-    def _check_compiled(self):
-        if self.optimizer is None or self.loss is None:
-            raise RuntimeError(
-                "You must compile your model before training/testing. Use "
-                "`model.compile(optimizer, loss)`."
-            )
-
-    def _fusion(self):
-        """True when the loss takes the last layer's logits (sigmoid + binary cross-entropy,
-        softmax + categorical cross-entropy) and that activation's derivative is skipped."""
-        if self._fused is None:
-            for layer in self._layers:
-                layer._keep_logits = False
-            last = self._layers[-1] if self._layers else None
-            act = getattr(last, "activation", None)
-            act_name = getattr(act, "name", None)
-            fused = (
-                last is not None and hasattr(last, "backward_from_logits")
-                and act_name in _FUSABLE
-                and _loss_kind(self.loss) in _FUSABLE[act_name]
-                and not getattr(self.loss, "from_logits", False)
-            )
-            if fused:
-                last._keep_logits = True
-            self._fused = bool(fused)
-        return self._fused
-
     # ------------------------------------------------------------------ data
     def _first_layer_takes_indices(self):
         return bool(self._layers) and self._layers[0]._takes_indices
 
-    def _prepare_x(self, x, name="x"):
+    def _prepare_inputs(self, x, name="x"):
         if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
             x = x[0]
         if isinstance(x, dict):
@@ -471,17 +1841,14 @@ class Sequential:
         if self._first_layer_takes_indices():
             x = as_indices(x, self._layers[0].name)
         else:
-            x = np.asarray(x)
-            if x.dtype.kind not in "fiub":
-                raise TypeError(f"{name} must hold numbers, got an array of dtype {x.dtype}")
-            dtype = self._layers[0].dtype
+            x = _numeric_array(x, name)
             if x.dtype.kind == "f":
                 _check_finite_input(x, name)
-            x = np.ascontiguousarray(x, dtype=dtype)
+            x = np.ascontiguousarray(x, dtype=self._layers[0].dtype)
         if x.ndim == 0:
             raise ValueError(f"{name} must have a batch axis, got a scalar")
         self._check_input_shape(x, name)
-        return x
+        return [x]
 
     def _check_input_shape(self, x, name):
         if not self.built:
@@ -529,420 +1896,20 @@ class Sequential:
                     stacklevel=4,
                 )
 
-    @staticmethod
-    def _prepare_y(y, n, name="y"):
-        if y is None:
-            raise ValueError(f"{name} is None: give the target data")
-        y = np.asarray(y)
-        if y.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must hold numbers, got an array of dtype {y.dtype}")
-        if y.ndim == 0:
-            raise ValueError(f"{name} must have a batch axis, got a scalar")
-        if y.dtype.kind == "f":
-            _check_finite_input(y, name)
-        if len(y) != n:
-            raise ValueError(
-                f"Data cardinality is ambiguous: x sizes: {n}, {name} sizes: {len(y)}. Make "
-                "sure all arrays contain the same number of samples."
-            )
-        return y
-
-    def _output_shape_for(self, x_shape):
-        """The model's output shape for an input of shape ``x_shape``."""
-        shape = tuple(x_shape)
-        for layer in self._layers:
-            if isinstance(shape, list):
-                break
-            shape = layer.compute_output_shape(shape)
-        return shape
-
-    def _check_targets(self, y, x_shape):
-        check = getattr(self.loss, "check_targets", None)
-        if check is None or not self.built:
-            return
-        out_shape = self._output_shape_for(x_shape)
-        if isinstance(out_shape, list):
-            raise NotImplementedError(
-                f"Training model {self.name!r} is not supported: its last layer returns several "
-                "outputs (return_state=True)"
-            )
-        check(y, out_shape)
-
-    # ------------------------------------------------------------------ passes
-    def _forward(self, x, training):
-        """Run every layer on the model's backend; returns (output as a backend array,
-        output mask). ``x`` is the host batch: integer indices stay on the host (the
-        Embedding's kernels and mask read them there), float inputs go to the backend."""
-        ops = self._ops
-        if not self._first_layer_takes_indices():
-            x = ops.asarray(x)
-        mask = None
-        stop = self._backward_start() if training else 0
-        for i, layer in enumerate(self._layers):
-            # frozen layers before the first trainable one keep no cache (no backward there)
-            layer_training = training and (i >= stop or layer._training_changes_forward())
-            if x.dtype != layer.dtype and x.dtype.kind == "f" and not layer._takes_indices:
-                x = ops.cast(x, layer.dtype)  # Keras: a layer computes in its own dtype
-            y = layer.forward(x, mask=mask, training=layer_training)
-            if training and i < stop:
-                layer._cache = None
-            mask = layer.compute_mask(x, mask)
-            x = y
-        return x, mask
-
-    def _backward_start(self):
-        """Index of the first layer with a trainable weight: no backward before it."""
-        for i, layer in enumerate(self._layers):
-            if layer.trainable_weights:
-                return i
-        return len(self._layers)
-
-    def _backward(self, grad, from_logits=False):
-        stop = self._backward_start()
-        last = len(self._layers) - 1
-        for i in range(last, stop - 1, -1):
-            layer = self._layers[i]
-            need = i > stop
-            if i == last and from_logits:
-                grad = layer.backward_from_logits(grad, need_input_grad=need)
-            else:
-                grad = layer.backward(grad, need_input_grad=need)
-            below = self._layers[i - 1].dtype if i > 0 else None
-            if need and below is not None and grad.dtype != below:
-                grad = self._ops.cast(grad, below)  # back to the dtype the layer below gave
-
-    def _train_step(self, x, y):
-        fused = self._fusion()
-        for var in self.trainable_weights:
-            var.grad = None
-        y_pred, mask = self._forward(x, training=True)
-        if isinstance(y_pred, list):
-            raise NotImplementedError(
-                f"Training model {self.name!r} is not supported: its last layer returns several "
-                "outputs (return_state=True)"
-            )
-        logits = self._layers[-1]._last_logits if fused else None
-        if logits is None:  # the last layer kept no logits (a linear activation)
-            fused = False
-        loss_value, grad = self._ops.loss_forward_backward(
-            self.loss, y, logits if fused else y_pred, mask, from_logits=fused)
-        self._backward(grad, from_logits=fused)
-        self.optimizer.apply_gradients(self.trainable_weights)
-        return loss_value, y_pred, mask
-
-    def _eval_step(self, x, y):
-        """(loss, output, output mask) of one batch without training."""
-        y_pred, mask = self._forward(x, training=False)
-        return self._inference_loss(y, y_pred, mask), y_pred, mask
-
-    def _inference_loss(self, y, y_pred, mask):
-        """The loss of a forward pass without training; on the logits when the training
-        loss is (so evaluate and fit report the same quantity)."""
-        logits = self._layers[-1]._last_logits if self._fusion() else None
-        fused = logits is not None
-        self._layers[-1]._last_logits = None  # the batch is done with it
-        return self._ops.loss_forward_backward(self.loss, y, logits if fused else y_pred, mask,
-                                               from_logits=fused, need_grad=False)[0]
-
-    def _update_metrics(self, y, y_pred, mask):
-        self._ops.update_metrics(self.compiled_metrics, y, y_pred, mask)
-
-    def _logs(self, tracker):
-        logs = {"loss": tracker.result()}
-        for metric in self.compiled_metrics:
-            logs[metric.name] = float(metric.result())
-        return logs
-
-    def _predict_arrays(self, x, batch_size, callbacks=None):
-        n = len(x)
-        outputs = None
-        for step, start in enumerate(range(0, n, batch_size)):
-            if callbacks is not None:
-                callbacks.on_predict_batch_begin(step)
-            y = self._forward_numpy(x[start:start + batch_size])
-            parts = y if isinstance(y, list) else [y]
-            if outputs is None:
-                outputs = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in parts]
-            for out, p in zip(outputs, parts):
-                out[start:start + len(p)] = p
-            if callbacks is not None:
-                callbacks.on_predict_batch_end(step, {"outputs": y})
-        if outputs is None:  # no samples
-            y = self._forward_numpy(x[:0])
-            outputs = y if isinstance(y, list) else [y]
-        return outputs if isinstance(self.output_shape, list) else outputs[0]
-
-    def _evaluate_arrays(self, x, y, batch_size, callbacks=None):
-        """Loss (batch-size-weighted mean) and metrics over (x, y), no training caches."""
-        tracker = _Tracker()
-        self.reset_metrics()
-        self._fusion()
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            if callbacks is not None:
-                callbacks.on_test_batch_begin(step)
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            loss_value, y_pred, mask = self._eval_step(xb, yb)
-            tracker.update(loss_value, len(xb))
-            self._update_metrics(yb, y_pred, mask)
-            logs = self._logs(tracker)
-            if callbacks is not None:
-                callbacks.on_test_batch_end(step, logs)
-        return self._logs(tracker)
-
-    # ------------------------------------------------------------------ fit
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, **kwargs):
-        """Train for ``epochs`` epochs; returns the History (``.history`` holds ``loss``,
-        the metrics and their ``val_`` versions)."""
-        from fastseq import callbacks as _callbacks
-
-        if "nb_epoch" in kwargs:
-            warnings.warn("The `nb_epoch` argument in `fit` has been renamed `epochs`.",
-                          DeprecationWarning, stacklevel=2)
-            epochs = kwargs.pop("nb_epoch")
-        if kwargs:
-            raise TypeError(f"fit: unexpected keyword argument(s) {sorted(kwargs)}")
-        for what, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                            ("steps_per_epoch", steps_per_epoch),
-                            ("validation_steps", validation_steps)):
-            if value is not None:
-                raise NotImplementedError(f"fit: {what} is not supported by fastseq")
-        self._check_compiled()
-        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
-        epochs = int(epochs)
-        verbose = 1 if verbose == "auto" else int(verbose)
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, len(x))
-        if len(x) == 0:
-            raise ValueError("fit: x is empty (0 samples)")
-        self._build_from_data(x)
-        self._check_targets(y, x.shape)
-
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "validation_data must be a tuple (x_val, y_val), got "
-                    f"{type(validation_data).__name__}"
-                )
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                raise NotImplementedError("fit: validation sample weights are not supported")
-            x_val = self._prepare_x(validation_data[0], "x_val")
-            y_val = self._prepare_y(validation_data[1], len(x_val), "y_val")
-            self._check_targets(y_val, x_val.shape)
-            val = (x_val, y_val)
-        elif validation_split:
-            # the last fraction, taken before any shuffling (Keras)
-            split_at = int(math.floor(len(x) * (1.0 - validation_split)))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(
-                    f"validation_split={validation_split} leaves no training or no validation "
-                    f"samples out of {len(x)}"
-                )
-            val = (x[split_at:], y[split_at:])
-            x, y = x[:split_at], y[:split_at]
-        val_batch_size = validation_batch_size or batch_size
-
-        n = len(x)
-        steps = -(-n // batch_size)
-        callback_list = _callbacks.CallbackList(
-            callbacks, model=self, add_history=True, add_progbar=verbose != 0,
-            verbose=verbose, epochs=epochs, steps=steps,
-        )
-        nan_warned = False
-        has_nan_callback = any(type(c).__name__ == "TerminateOnNaN" for c in (callbacks or []))
-        from fastseq.utils import get_rng
-
-        self.stop_training = False
-        callback_list.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            tracker = _Tracker()
-            callback_list.on_epoch_begin(epoch)
-            order = None
-            if shuffle == "batch":
-                blocks = get_rng().permutation(steps)
-                order = np.concatenate([np.arange(b * batch_size, min((b + 1) * batch_size, n))
-                                        for b in blocks])
-            elif shuffle:
-                order = get_rng().permutation(n)
-            for step in range(steps):
-                start = step * batch_size
-                if order is None:
-                    xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-                else:
-                    idx = order[start:start + batch_size]
-                    xb, yb = x[idx], y[idx]
-                callback_list.on_train_batch_begin(step)
-                loss_value, y_pred, mask = self._train_step(xb, yb)
-                tracker.update(loss_value, len(xb))
-                self._update_metrics(yb, y_pred, mask)
-                logs = self._logs(tracker)
-                if not math.isfinite(loss_value) and not has_nan_callback and not nan_warned:
-                    nan_warned = True
-                    warnings.warn(
-                        f"fit: the loss is {loss_value} at epoch {epoch + 1}, batch {step}; "
-                        "training goes on (pass callbacks=[TerminateOnNaN()] to stop it)",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                callback_list.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
-            epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0 and not self.stop_training:
-                # as Keras: the validation pass calls the test hooks (the progress bar
-                # stays silent inside fit)
-                callback_list.on_test_begin()
-                val_logs = self._evaluate_arrays(val[0], val[1], val_batch_size,
-                                                 callbacks=callback_list)
-                callback_list.on_test_end(val_logs)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training:
-                break
-        callback_list.on_train_end(logs)
-        history = getattr(callback_list, "history", None)
-        if history is not None:
-            self.history = history
-        return self.history
-
-    # ------------------------------------------------------------------ evaluate / predict
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False, **kwargs):
-        """Loss, or [loss, *metrics], over (x, y); batch-size-weighted as Keras."""
-        from fastseq import callbacks as _callbacks
-
-        if kwargs:
-            raise TypeError(f"evaluate: unexpected keyword argument(s) {sorted(kwargs)}")
-        if sample_weight is not None or steps is not None:
-            raise NotImplementedError("evaluate: sample_weight / steps are not supported")
-        self._check_compiled()
-        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
-        verbose = 1 if verbose == "auto" else int(verbose)
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, len(x))
-        self._build_from_data(x)
-        self._check_targets(y, x.shape)
-        callback_list = _callbacks.CallbackList(
-            callbacks, model=self, add_history=False, add_progbar=verbose != 0,
-            verbose=verbose, epochs=1, steps=-(-len(x) // batch_size),
-        )
-        callback_list.on_test_begin()
-        logs = self._evaluate_arrays(x, y, batch_size, callbacks=callback_list)
-        callback_list.on_test_end(logs)
-        if return_dict:
-            return dict(logs)
-        if not self.compiled_metrics:
-            return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
-
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """The model's output for ``x`` (inference: no dropout, no training caches)."""
-        if kwargs:
-            raise TypeError(f"predict: unexpected keyword argument(s) {sorted(kwargs)}")
-        if steps is not None:
-            raise NotImplementedError("predict: steps is not supported")
-        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
-        x = self._prepare_x(x)
-        self._build_from_data(x)
-        callback_list = None
-        verbose = 1 if verbose == "auto" else int(verbose)
-        if callbacks or verbose:
-            from fastseq import callbacks as _callbacks
-
-            callback_list = _callbacks.CallbackList(
-                callbacks, model=self, add_history=False, add_progbar=verbose != 0,
-                verbose=verbose, epochs=1, steps=-(-len(x) // batch_size),
-            )
-            callback_list.on_predict_begin()
-        out = self._predict_arrays(x, batch_size, callbacks=callback_list)
-        if callback_list is not None:
-            callback_list.on_predict_end()
-        return out
-
-    def __call__(self, x, training=False):
-        x = self._prepare_x(x)
-        self._build_from_data(x)
-        y = self._forward_numpy(x, training=bool(training))
-        for layer in self._layers:  # nothing follows to take the caches
-            layer._cache = None
-        return y
-
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       reset_metrics=True, return_dict=False):
-        """One gradient step on one batch; returns the loss, or [loss, *metrics]."""
-        if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError(
-                "train_on_batch: sample_weight / class_weight are not supported")
-        self._check_compiled()
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, len(x))
-        self._build_from_data(x)
-        self._check_targets(y, x.shape)
-        loss_value, y_pred, mask = self._train_step(x, y)
-        self._update_metrics(y, y_pred, mask)
-        return self._batch_result(loss_value, reset_metrics, return_dict)
-
-    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True,
-                      return_dict=False):
-        """Loss (and metrics) on one batch, without training."""
-        if sample_weight is not None:
-            raise NotImplementedError("test_on_batch: sample_weight is not supported")
-        self._check_compiled()
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, len(x))
-        self._build_from_data(x)
-        self._check_targets(y, x.shape)
-        self._fusion()
-        loss_value, y_pred, mask = self._eval_step(x, y)
-        self._update_metrics(y, y_pred, mask)
-        return self._batch_result(loss_value, reset_metrics, return_dict)
-
-    def _batch_result(self, loss_value, reset_metrics, return_dict):
-        tracker = _Tracker()
-        tracker.update(loss_value, 1)
-        logs = self._logs(tracker)
-        if reset_metrics:
-            self.reset_metrics()
-        if return_dict:
-            return logs
-        if not self.compiled_metrics:
-            return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
-
-    def predict_on_batch(self, x):
-        x = self._prepare_x(x)
-        self._build_from_data(x)
-        return self._forward_numpy(x)
-
-    def _forward_numpy(self, x, training=False):
-        """The model's output for host batch ``x`` as NumPy array(s)."""
-        y, _ = self._forward(x, training=training)
-        for layer in self._layers:  # a kept logit would pin a device array
-            layer._last_logits = None
-        if isinstance(y, list):
-            return [self._ops.to_numpy(t) for t in y]
-        return self._ops.to_numpy(y)
-
     def __repr__(self):
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
 
 
 def model_from_config(config, custom_objects=None):
-    """A model from ``{'class_name': 'Sequential', 'config': {...}}``."""
-    if config.get("class_name") != "Sequential":
-        raise ValueError(
-            f"fastseq builds Sequential models only, got class_name={config.get('class_name')!r}"
-        )
-    return Sequential.from_config(config["config"], custom_objects=custom_objects)
+    """A model from ``{'class_name': 'Sequential' | 'Functional' | 'Model', 'config':
+    {...}}``."""
+    class_name = config.get("class_name")
+    if class_name == "Sequential":
+        return Sequential.from_config(config["config"], custom_objects=custom_objects)
+    if class_name in ("Functional", "Model"):
+        return Model.from_config(config["config"], custom_objects=custom_objects)
+    raise ValueError(
+        f"fastseq builds Sequential and functional models, got class_name={class_name!r}")
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -22,7 +22,9 @@ class SparseGrad(NamedTuple):
 class Variable:
     """A named weight array. Optimizers update it in place, so every holder of the array
     sees the update; ``grad`` is the last backward pass's gradient (an array of the same
-    shape, a :class:`SparseGrad`, or None).
+    shape, a :class:`SparseGrad`, or None). ``regularizer`` (a penalty on the weight, added
+    to the loss) and ``constraint`` (a projection applied after each update) are the
+    layer's keywords (``kernel_regularizer=``, ...), None by default.
 
     ``value`` is the weight as a NumPy array (get_weights, saving, user code); ``data`` is
     the array its backend computes on (:meth:`place`). On the CPU the two are one array. On
@@ -31,7 +33,7 @@ class Variable:
     ``np.copyto``), so after any host access the device copy is refreshed before the next
     use of ``data``; a kernel that writes ``data`` calls :meth:`data_updated`."""
 
-    def __init__(self, value, name, trainable=True):
+    def __init__(self, value, name, trainable=True, regularizer=None, constraint=None):
         self._host = np.ascontiguousarray(value)
         self._ops = None           # a device backend, or None: value is data
         self._device = None
@@ -40,6 +42,8 @@ class Variable:
         self.name = name
         self.trainable = trainable
         self.grad = None
+        self.regularizer = regularizer
+        self.constraint = constraint
 
     def place(self, ops):
         """Keep this weight where ``ops`` computes (a device copy is made on first use)."""

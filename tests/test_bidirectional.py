@@ -135,11 +135,11 @@ def test_stacked_bidirectional_model_gradients_and_fit():
     r = np.random.default_rng(4).standard_normal((3, 1))
 
     def loss():
-        out, _ = model._forward(x, training=True)
+        (out,), _ = model._forward([x], training=True)
         return float(np.sum(out * r))
 
-    model._forward(x, training=True)
-    model._backward(r.copy())
+    model._forward([x], training=True)
+    model._backward([r.copy()], [False])
     for var in model.trainable_weights[1:]:
         got = var.grad
         np.testing.assert_allclose(got, _numeric_grad(loss, var.value), rtol=1e-5, atol=1e-7,

@@ -539,8 +539,8 @@ def test_unknown_arguments_and_classes():
         deserialize({"class_name": "Nope", "config": {}})
     with pytest.raises(ValueError, match="units"):
         Dense(0)
-    with pytest.raises(NotImplementedError, match="kernel_regularizer"):
-        Dense(2, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="Unknown regularizer 'nope'"):
+        Dense(2, kernel_regularizer="nope")
     assert isinstance(Dense(2), Layer)
 
 

@@ -184,19 +184,19 @@ def _check_model_gradients(model, x, seed=0):
     """Model backward (every trainable weight) against finite differences of
     sum(output * R) for a random R."""
     rng = np.random.default_rng(seed)
-    y, _ = model._forward(x, training=True)
+    (y,), _ = model._forward([x], training=True)
     r = rng.standard_normal(y.shape)
 
     def loss():
         set_random_seed(seed)
-        out, _ = model._forward(x, training=True)
+        (out,), _ = model._forward([x], training=True)
         for layer in model.layers:
             layer._cache = None
         return float(np.sum(out * r))
 
     set_random_seed(seed)
-    model._forward(x, training=True)
-    model._backward(r.copy())
+    model._forward([x], training=True)
+    model._backward([r.copy()], [False])
     grads = []
     for var in model.trainable_weights:
         g = var.grad
@@ -237,7 +237,7 @@ def test_frozen_first_layer_is_skipped_by_backward():
     x = np.array([[1, 2, 3, 0], [4, 4, 9, 1]])
     _check_model_gradients(model, x)
     assert model.layers[0].embeddings.grad is None
-    assert model._backward_start() == 2
+    assert model._grad_plan()[0] == [False, False, True, True]  # backward starts at Dense
 
 
 @pytest.mark.parametrize("pooling", [GlobalAveragePooling1D, GlobalMaxPooling1D])
@@ -415,14 +415,14 @@ def test_fused_logits_gradient_equals_plain_chain_rule(activation, loss, labels)
          "onehot": np.eye(3)[rng.integers(0, 3, 6)],
          "sparse": rng.integers(0, 3, 6)}[labels]
     assert model._fusion()
-    y_pred, _ = model._forward(x, training=True)
+    (y_pred,), _ = model._forward([x], training=True)
     _, grad = model.loss.forward_backward(y, model.layers[-1]._last_logits, from_logits=True)
-    model._backward(grad, from_logits=True)
+    model._backward([grad], [True])
     fused = [v.grad.copy() for v in model.trainable_weights]
     plain_loss = losses.get(loss)
 
     def value():
-        out, _ = model._forward(x, training=False)
+        (out,), _ = model._forward([x], training=False)
         return plain_loss(y, out)
 
     for var, got in zip(model.trainable_weights, fused):

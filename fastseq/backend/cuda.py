@@ -240,7 +240,12 @@ class CudaOps(Ops):
         return self._t.to_device(targets.reshape(rows, n_classes))
 
     def loss_forward_backward(self, loss, y_true, y_pred, mask=None, from_logits=False,
-                              need_grad=True):
+                              need_grad=True, sample_weight=None):
+        if sample_weight is not None:  # weighted losses run the reference on the host
+            value, grad = super().loss_forward_backward(
+                loss, y_true, self.to_numpy(y_pred), mask, from_logits, need_grad,
+                sample_weight)
+            return value, (None if grad is None else self.asarray(grad))
         kind = _LOSS_KINDS.get(type(loss))
         logits_mode = bool(from_logits or getattr(loss, "from_logits", False))
         device_kernel = (
@@ -265,9 +270,11 @@ class CudaOps(Ops):
         value = float(self._k.column_sum(stats).copy_to_host()[0]) / denom
         return value, (None if grad is None else grad.reshape(shape))
 
-    def update_metrics(self, metrics, y_true, y_pred, mask=None):
+    def update_metrics(self, metrics, y_true, y_pred, mask=None, sample_weight=None):
         if not metrics:
             return
+        if sample_weight is not None:
+            return super().update_metrics(metrics, y_true, y_pred, mask, sample_weight)
         shape = tuple(y_pred.shape)
         concrete = [self._concrete(m, y_true, shape, y_pred.dtype) for m in metrics]
         kinds = {self._accuracy_kind(m) for m in concrete}

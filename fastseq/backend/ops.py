@@ -160,27 +160,33 @@ class Ops:
 
     # ------------------------------------------------------------------ loss and metrics
     @staticmethod
-    def _masked(y_true, y_pred, mask):
-        """Keep the unmasked steps of a sequence output and their targets, as Keras weighs
-        the loss and the metrics by the output mask; (y_true, y_pred, mask or None)."""
+    def _masked(y_true, y_pred, mask, sample_weight=None):
+        """Keep the unmasked steps of a sequence output, their targets and sample weights,
+        as Keras weighs the loss and the metrics by the output mask; (y_true, y_pred,
+        sample_weight, mask or None). A per-sample weight (B,) of a sequence output is
+        repeated over its steps first."""
         if mask is None or y_pred.ndim < 3 or mask.shape != y_pred.shape[:2]:
-            return y_true, y_pred, None
+            return y_true, y_pred, sample_weight, None
         if y_true.shape[:2] != mask.shape or mask.all():
-            return y_true, y_pred, None
-        return y_true[mask], y_pred[mask], mask
+            return y_true, y_pred, sample_weight, None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight)
+            sw = sw.reshape(sw.shape[:2]) if sw.ndim >= 2 else sw[:, None]
+            sample_weight = np.broadcast_to(sw, mask.shape)[mask]
+        return y_true[mask], y_pred[mask], sample_weight, mask
 
     def loss_forward_backward(self, loss, y_true, y_pred, mask=None, from_logits=False,
-                              need_grad=True):
+                              need_grad=True, sample_weight=None):
         """(loss as a float, d loss / d y_pred or None) of a model output ``y_pred`` (the
         logits when ``from_logits``) against host targets ``y_true``, weighed by the output
-        ``mask`` as Keras does."""
-        yt, yp, sel = self._masked(y_true, y_pred, mask)
+        ``mask`` and the host ``sample_weight`` (B,) or (B, T) as Keras does."""
+        yt, yp, sw, sel = self._masked(y_true, y_pred, mask, sample_weight)
         kwargs = {"from_logits": True} if from_logits else {}
         if not need_grad:
-            if from_logits:
-                return float(loss.forward_backward(yt, yp, **kwargs)[0]), None
+            if from_logits or sw is not None:
+                return float(loss.forward_backward(yt, yp, sample_weight=sw, **kwargs)[0]), None
             return float(loss(yt, yp)), None
-        value, grad = loss.forward_backward(yt, yp, **kwargs)
+        value, grad = loss.forward_backward(yt, yp, sample_weight=sw, **kwargs)
         grad = np.asarray(grad, dtype=yp.dtype)
         if sel is not None:
             full = np.zeros_like(y_pred)
@@ -190,10 +196,14 @@ class Ops:
             grad = grad.reshape(y_pred.shape)
         return float(value), grad
 
-    def update_metrics(self, metrics, y_true, y_pred, mask=None):
-        """Update each metric with a batch's targets and outputs (masked steps left out)."""
+    def update_metrics(self, metrics, y_true, y_pred, mask=None, sample_weight=None):
+        """Update each metric with a batch's targets and outputs (masked steps left out),
+        weighted by the host ``sample_weight`` when given."""
         if not metrics:
             return
-        yt, yp, _ = self._masked(y_true, self.to_numpy(y_pred), mask)
+        yt, yp, sw, _ = self._masked(y_true, self.to_numpy(y_pred), mask, sample_weight)
         for metric in metrics:
-            metric.update_state(yt, yp)
+            if sw is None:
+                metric.update_state(yt, yp)
+            else:
+                metric.update_state(yt, yp, sample_weight=sw)

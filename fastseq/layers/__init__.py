@@ -7,6 +7,25 @@ from .base import Layer, deserialize, reset_name_uids, serialize
 from .convolutional import Conv1D, Convolution1D
 from .core import Activation, Dense, Dropout, Flatten
 from .embedding import Embedding
+from .input_layer import Input, InputLayer
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from .pooling import (
     GlobalAveragePool1D,
     GlobalAveragePooling1D,
@@ -25,4 +44,7 @@ __all__ = [
     "Convolution1D", "MaxPooling1D", "MaxPool1D", "GlobalAveragePooling1D",
     "GlobalAveragePool1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
     "serialize", "deserialize", "reset_name_uids",
+    "Input", "InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+    "Concatenate", "Dot", "add", "subtract", "multiply", "average", "maximum", "minimum",
+    "concatenate", "dot",
 ]

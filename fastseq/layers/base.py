@@ -17,7 +17,9 @@ import warnings
 
 import numpy as np
 
+from fastseq import constraints as _constraints
 from fastseq import initializers as _initializers
+from fastseq import regularizers as _regularizers
 from fastseq.variables import Variable
 
 __all__ = ["Layer", "reset_name_uids", "serialize", "deserialize", "get_registered_layer"]
@@ -93,12 +95,14 @@ def assign_checked(variables, weights, owner, name, built):
 
 class Layer:
     """Base of every fastseq layer; Keras's keywords: name, trainable, dtype, input_shape,
-    batch_input_shape, input_dim, batch_size, weights."""
+    batch_input_shape, input_dim, batch_size, weights, activity_regularizer."""
 
     # how a layer treats an incoming mask: "pass" it on, "consume" it (its own
     # compute_mask decides), or "drop" it with a warning (Keras raises there; we warn)
     _mask_policy = "pass"
     _takes_indices = False  # integer inputs (Embedding): never cast to the float dtype
+    # a subclass's <weight>_regularizer / <weight>_constraint keywords (_set_weight_options)
+    _weight_option_keys = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -106,7 +110,7 @@ class Layer:
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, batch_size=None, weights=None,
-                 **kwargs):
+                 activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
@@ -117,6 +121,8 @@ class Layer:
         self.dtype = np.dtype(dtype if dtype is not None else np.float32)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")
+        # Keras 3: a penalty on the layer's outputs, divided by the batch size
+        self.activity_regularizer = _regularizers.get(activity_regularizer)
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is None and input_shape is not None:
@@ -131,6 +137,7 @@ class Layer:
         self._output_shape = None
         self._cache = None
         self._warned_mask = False
+        self._inbound_nodes = []  # this layer's calls in functional graphs (input_layer.Node)
 
     # ----- the backend every array operation of forward / backward goes through
     @property
@@ -165,7 +172,17 @@ class Layer:
             return self._output_shape
         return self.compute_output_shape(input_shape)
 
-    def add_weight(self, name, shape, initializer, trainable=True):
+    def _set_weight_options(self, **options):
+        """Keep a layer's ``<weight>_regularizer`` / ``<weight>_constraint`` keywords as
+        attributes of those names (through regularizers.get / constraints.get); get_config
+        writes them back. The layer passes them to add_weight for its weights."""
+        for key, value in options.items():
+            module = _regularizers if key.endswith("_regularizer") else _constraints
+            setattr(self, key, module.get(value))
+        self._weight_option_keys = tuple(options)
+
+    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None,
+                   constraint=None):
         init = _initializers.get(initializer)
         value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
@@ -173,7 +190,9 @@ class Layer:
                 f"{self.name}: initializer for {name!r} returned shape {value.shape}, "
                 f"expected {tuple(shape)}"
             )
-        var = Variable(value, name, trainable=trainable and self._trainable)
+        var = Variable(value, name, trainable=trainable and self._trainable,
+                       regularizer=_regularizers.get(regularizer),
+                       constraint=_constraints.get(constraint))
         var._layer_trainable = trainable  # the weight's own flag, before layer.trainable
         var.place(self._ops)
         self._weights.append(var)
@@ -252,8 +271,14 @@ class Layer:
         """True when training mode changes the output (dropout), not just the caching."""
         return False
 
-    def __call__(self, x, training=False, mask=None):
-        """Apply the layer to a NumPy array (inference unless training=True)."""
+    def __call__(self, x, training=None, mask=None):
+        """Apply the layer to a NumPy array (inference unless training=True), or, on
+        symbolic tensors (``fastseq.Input``), record the call in a functional graph."""
+        from .input_layer import is_symbolic
+
+        if is_symbolic(x):
+            return self._call_symbolic(x, training=training)
+        training = bool(training)
         x = np.asarray(x)
         if not self.built:
             self._build_for((None,) + x.shape[1:])
@@ -264,6 +289,29 @@ class Layer:
         if isinstance(y, list):
             return [ops.to_numpy(t) for t in y]
         return ops.to_numpy(y)
+
+    def _call_symbolic(self, inputs, state_tensors=(), training=None):
+        """Build for the symbolic ``inputs`` (one KerasTensor or a list) and record the
+        call; returns the output KerasTensor(s). ``state_tensors``: a recurrent layer's
+        ``initial_state`` tensors, inputs of the call after the main ones."""
+        from .input_layer import Node
+
+        main_is_list = isinstance(inputs, (list, tuple))
+        main = list(inputs) if main_is_list else [inputs]
+        shapes = [t.shape for t in main]
+        in_shape = shapes if main_is_list else shapes[0]
+        if self.built and not main_is_list and not self._accepts_shape(in_shape):
+            raise ValueError(
+                f"Input of layer {self.name!r} is incompatible with the layer: it was built "
+                f"for inputs of shape {self._input_shape}, it is now called on a tensor of "
+                f"shape {in_shape}")
+        out_shape = self._build_for(in_shape)
+        several = isinstance(out_shape, list)
+        specs = [(tuple(s), self.dtype) for s in (out_shape if several else [out_shape])]
+        call_kwargs = {} if training is None else {"training": bool(training)}
+        node = Node(self, main + list(state_tensors), len(main), main_is_list, call_kwargs,
+                    specs)
+        return list(node.outputs) if several else node.outputs[0]
 
     # ----- weights
     @property
@@ -318,6 +366,11 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = self._batch_input_shape
+        if self.activity_regularizer is not None:  # as Keras 3: only when set
+            config["activity_regularizer"] = _regularizers.serialize(self.activity_regularizer)
+        for key in self._weight_option_keys:
+            module = _regularizers if key.endswith("_regularizer") else _constraints
+            config[key] = module.serialize(getattr(self, key))
         return config
 
     @classmethod

@@ -5,7 +5,7 @@ from fastseq import initializers as _initializers
 from fastseq._kernels.geometry import CONV_PADDINGS, conv1d_output_length
 
 from .base import Layer
-from .core import _check_units, _FusedActivationMixin, _one_int, _reject_unsupported
+from .core import _check_units, _FusedActivationMixin, _one_int
 
 # Keras 2's keras.layers.convolutional also exported the pooling layers
 from .pooling import (  # noqa: F401
@@ -29,12 +29,10 @@ class Conv1D(_FusedActivationMixin, Layer):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
-        _reject_unsupported(
-            "Conv1D", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
-        )
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_weight_options(
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.filters = _check_units(filters, "Conv1D: filters")
         self.kernel_size = _one_int(kernel_size, "Conv1D: kernel_size")
         self.strides = _one_int(strides, "Conv1D: strides")
@@ -71,10 +69,13 @@ class Conv1D(_FusedActivationMixin, Layer):
                              f"known, got {input_shape}")
         self._check_length(input_shape[1])
         self.kernel = self.add_weight(
-            "kernel", (self.kernel_size, channels, self.filters), self.kernel_initializer
+            "kernel", (self.kernel_size, channels, self.filters), self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
         )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def _check_length(self, length):
         out = conv1d_output_length(length, self.kernel_size, self.strides, self.padding,

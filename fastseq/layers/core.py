@@ -59,12 +59,10 @@ class Dense(_FusedActivationMixin, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
-        _reject_unsupported(
-            "Dense", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
-        )
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_weight_options(
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.units = _check_units(units, "Dense: units")
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -84,9 +82,13 @@ class Dense(_FusedActivationMixin, Layer):
                 f"found None (input shape {input_shape}); give the model a fixed input "
                 "length (e.g. Embedding(..., input_length=...)) before Flatten"
             )
-        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer)
+        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

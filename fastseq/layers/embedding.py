@@ -6,7 +6,7 @@ from fastseq._api._checks import index_array
 from fastseq.variables import SparseGrad
 
 from .base import Layer
-from .core import _check_units, _reject_unsupported
+from .core import _check_units
 
 __all__ = ["Embedding"]
 
@@ -62,11 +62,9 @@ class Embedding(Layer):
                 kwargs["input_shape"] = tuple(input_length)
             else:
                 kwargs["input_shape"] = (input_length,)
-        super().__init__(**kwargs)
-        _reject_unsupported(
-            "Embedding", embeddings_regularizer=embeddings_regularizer,
-            activity_regularizer=activity_regularizer, embeddings_constraint=embeddings_constraint,
-        )
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_weight_options(embeddings_regularizer=embeddings_regularizer,
+                                 embeddings_constraint=embeddings_constraint)
         self.input_dim = _check_units(input_dim, "Embedding: input_dim")
         self.output_dim = _check_units(output_dim, "Embedding: output_dim")
         self.embeddings_initializer = _initializers.get(embeddings_initializer)
@@ -77,7 +75,8 @@ class Embedding(Layer):
     def build(self, input_shape):
         if self.embeddings is None:
             self.embeddings = self.add_weight(
-                "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer
+                "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
+                regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint,
             )
 
     def _ensure_built_for_weights(self):

@@ -20,7 +20,7 @@ from fastseq import activations as _activations
 from fastseq import initializers as _initializers
 
 from .base import Layer
-from .core import _check_units, _reject_unsupported
+from .core import _check_units
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
@@ -58,13 +58,11 @@ class _RNN(Layer):
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, time_major=False, unroll=False, **kwargs):
         kind = type(self).__name__
-        super().__init__(**kwargs)
-        _reject_unsupported(
-            kind, kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-        )
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_weight_options(
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
         self.units = _check_units(units, f"{kind}: units")
         self.dropout = _rate(dropout, f"{kind}: dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, f"{kind}: recurrent_dropout")
@@ -100,11 +98,17 @@ class _RNN(Layer):
             raise ValueError(f"{kind} {self.name!r}: the feature size of the input must be "
                              f"known, got {input_shape}")
         width = self._gates * self.units
-        self.kernel = self.add_weight("kernel", (in_dim, width), self.kernel_initializer)
+        self.kernel = self.add_weight("kernel", (in_dim, width), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
-                                                self.recurrent_initializer)
+                                                self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint)
         if self.use_bias:
-            self.bias = self.add_weight("bias", self._bias_shape(), self._bias_init())
+            self.bias = self.add_weight("bias", self._bias_shape(), self._bias_init(),
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def _bias_shape(self):
         return (self._gates * self.units,)
@@ -246,7 +250,21 @@ class _RNN(Layer):
             dx = self.ops.multiply(dx, scale, out=dx)
         return dx
 
-    def __call__(self, x, training=False, mask=None, initial_state=None):
+    def __call__(self, x, training=None, mask=None, initial_state=None):
+        from .input_layer import is_symbolic
+
+        if is_symbolic(x):
+            states = [] if initial_state is None else (
+                list(initial_state) if isinstance(initial_state, (list, tuple))
+                else [initial_state])
+            if states and not is_symbolic(states):
+                raise TypeError(f"{type(self).__name__} {self.name!r}: called on a symbolic "
+                                "tensor, initial_state must be symbolic tensors too")
+            if len(states) not in (0, self._state_count):
+                raise ValueError(f"{type(self).__name__} {self.name!r} expects "
+                                 f"{self._state_count} initial state(s), got {len(states)}")
+            return self._call_symbolic(x, state_tensors=states, training=training)
+        training = bool(training)
         if initial_state is None:
             return super().__call__(x, training=training, mask=mask)
         x = np.asarray(x)
