@@ -849,8 +849,8 @@ class Model:
         from fastseq._sample_weights import class_weight_to_sample_weight
 
         shape = self._output_shapes()[0]
-        n_classes = shape[-1] if shape and shape[-1] not in (None, 1) else None
-        return [class_weight_to_sample_weight(ys[0], class_weight, n_classes)]
+        n_units = shape[-1] if isinstance(shape, tuple) and shape else None
+        return [class_weight_to_sample_weight(ys[0], class_weight, n_units)]
 
     def _output_shapes(self):
         return [t.shape for t in self._outputs]
@@ -1008,7 +1008,8 @@ class Model:
 
     # ------------------------------------------------------------------ loss
     def _regularized_weights(self):
-        return [(v, v.regularizer) for v in self.weights
+        # Keras 3: the penalties of the trainable weights (a frozen layer's are left out)
+        return [(v, v.regularizer) for v in self.trainable_weights
                 if getattr(v, "regularizer", None) is not None]
 
     def _regularization(self, need_grad):
@@ -1019,14 +1020,9 @@ class Model:
         for var, reg in self._regularized_weights():
             value = var.value
             total += float(reg(value))
-            if need_grad and var.trainable:
+            if need_grad:
                 penalty = np.asarray(reg.gradient(value), dtype=var.dtype)
-                grad = var.grad
-                if isinstance(grad, SparseGrad):
-                    grad = _sum_grads(ops, grad, ops.asarray(penalty))
-                else:
-                    grad = _sum_grads(ops, grad, ops.asarray(penalty))
-                var.grad = grad
+                var.grad = _sum_grads(ops, var.grad, ops.asarray(penalty))
         return total
 
     def _apply_constraints(self):
