@@ -41,8 +41,9 @@ _warn_if_serial()
 # Public submodules, reachable as attributes after `import fastseq` (as `keras.layers`), each
 # imported on first use so that `import fastseq.kernels` stays light.
 _SUBMODULES = (
-    "activations", "backend", "callbacks", "datasets", "initializers", "kernels", "layers",
-    "losses", "metrics", "models", "optimizers", "preprocessing", "saving", "utils",
+    "activations", "backend", "callbacks", "constraints", "datasets", "initializers",
+    "kernels", "layers", "losses", "metrics", "models", "optimizers", "preprocessing",
+    "regularizers", "saving", "utils",
 )
 # Names imported on first use: the models, Input and the device functions.
 _LAZY_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers",
