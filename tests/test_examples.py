@@ -81,6 +81,17 @@ def test_imdb_bidirectional_lstm(capsys):
 
 
 @needs_data
+def test_imdb_functional_two_inputs(capsys):
+    code, out = run_example("imdb_functional_two_inputs",
+                            ["--data", DATA, "--maxlen", "20"] + QUICK, capsys)
+    assert code == 0
+    assert "Connected to" in out and "concatenate[0][0]" in out  # the functional summary
+    accuracy(out)
+    seconds_per_epoch(out, 1)
+    assert re.search(r"Test rating MAE: [0-9.]+ stars", out)
+
+
+@needs_data
 def test_imdb_flatten(capsys, tmp_path):
     argv = ["--data", DATA, "--plots", str(tmp_path / "c")] + QUICK
     code, out = run_example("imdb_flatten", argv, capsys)
