@@ -1,7 +1,10 @@
 """fastseq.regularizers against Keras 3's formulas and documented examples, gradients by
 finite differences, get / serialize / deserialize, and the layer keywords (stored on the
 weights, get_config / from_config, model files)."""
+import importlib.util
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -328,3 +331,36 @@ def test_model_files_keep_the_keywords(tmp_path, name):
                 if ra is not None:
                     assert type(ra) is type(rb) and ra.get_config() == rb.get_config()
     assert loaded.layers[2].activity_regularizer.get_config() == {"l1": 0.05}
+
+
+def test_same_numbers_and_configs_as_keras_itself():
+    """Where Keras 3 is installed (any backend): the penalties, the constraints and the
+    configs of both agree (gradients: Keras's autodiff, here the explicit formulas above)."""
+    if "keras" not in sys.modules and importlib.util.find_spec("torch") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "torch")  # as tests/test_keras_interop.py
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    w = (rng.normal(size=(5, 4)) * 2).astype(np.float32)
+    tensor = keras.ops.convert_to_tensor(w)  # (Keras's normalize has a NumPy-only path)
+    for name, args in [("L1", (0.3,)), ("L2", (0.2,)), ("L1L2", (0.1, 0.4)),
+                       ("OrthogonalRegularizer", (0.5, "columns"))]:
+        theirs = getattr(keras.regularizers, name)(*args)
+        ours = getattr(regularizers, name)(*args)
+        assert ours(w) == pytest.approx(float(keras.ops.convert_to_numpy(theirs(tensor))),
+                                        rel=1e-5)
+        config = keras.regularizers.serialize(theirs)
+        assert regularizers.deserialize(config).get_config() == pytest.approx(ours.get_config())
+        assert regularizers.serialize(ours).keys() == config.keys()
+    for name, args in [("MaxNorm", (1.5, 1)), ("UnitNorm", ()), ("NonNeg", ()),
+                       ("MinMaxNorm", (0.5, 1.5, 0.7))]:
+        theirs = getattr(keras.constraints, name)(*args)
+        ours = getattr(constraints, name)(*args)
+        np.testing.assert_allclose(ours(w), keras.ops.convert_to_numpy(theirs(tensor)),
+                                   rtol=1e-6, atol=1e-7)
+        assert constraints.serialize(ours) == keras.constraints.serialize(theirs)
+    layer = keras.layers.Dense(5, kernel_initializer="ones",
+                               kernel_regularizer=keras.regularizers.L1(0.01),
+                               activity_regularizer=keras.regularizers.L2(0.01))
+    layer(np.ones((5, 5), "float32") * 2.0)
+    assert sorted(float(keras.ops.convert_to_numpy(v)) for v in layer.losses) == \
+        pytest.approx([0.25, 5.0])
