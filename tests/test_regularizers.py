@@ -364,3 +364,50 @@ def test_same_numbers_and_configs_as_keras_itself():
     layer(np.ones((5, 5), "float32") * 2.0)
     assert sorted(float(keras.ops.convert_to_numpy(v)) for v in layer.losses) == \
         pytest.approx([0.25, 5.0])
+
+
+def test_training_gradient_with_every_weight_regularized_matches_finite_differences():
+    """Embedding (its row-sparse gradient meets the dense penalty gradient), Conv1D, LSTM
+    and Dense, every weight and every output penalized: one SGD(1.0) step moves each weight
+    by minus the finite-difference gradient of the loss test_on_batch reports."""
+    from fastseq import models
+    from fastseq.optimizers import SGD
+
+    f64 = "float64"
+    model = models.Sequential([
+        Embedding(8, 3, input_length=5, dtype=f64, embeddings_regularizer=L1L2(0.01, 0.02),
+                  activity_regularizer=L2(0.01)),
+        Conv1D(4, 2, activation="tanh", dtype=f64, kernel_regularizer=L2(0.03),
+               bias_regularizer=L1(0.02), activity_regularizer=L1(0.01)),
+        LSTM(3, dtype=f64, kernel_regularizer=L1(0.01), recurrent_regularizer=L2(0.05),
+             bias_regularizer=L1L2(0.01, 0.01), activity_regularizer=L2(0.02)),
+        Dense(1, dtype=f64, kernel_regularizer=OrthogonalRegularizer(0.1, "columns")),
+    ])
+    model.build((None, 5))
+    rng = np.random.default_rng(7)
+    model.set_weights([_away_from_zero(w.shape, seed=i) * 0.5
+                       for i, w in enumerate(model.get_weights())])
+    model.compile(optimizer=SGD(learning_rate=1.0), loss="mse")
+    x = rng.integers(0, 6, (4, 5))  # rows 6 and 7 of the embedding get only the penalty
+    y = rng.standard_normal((4, 1))
+    before = model.get_weights()
+
+    def loss_at(weights):
+        model.set_weights(weights)
+        return model.test_on_batch(x, y)
+
+    numeric = []
+    for k, w in enumerate(before):
+        numeric.append(_numeric_grad(
+            lambda v, k=k: loss_at(before[:k] + [v] + before[k + 1:]), w))
+    model.set_weights(before)
+    unregularized = models.Sequential([type(layer).from_config(
+        {key: value for key, value in layer.get_config().items()
+         if "regularizer" not in key}) for layer in model.layers])
+    unregularized.build((None, 5))
+    unregularized.set_weights(before)
+    unregularized.compile(optimizer="sgd", loss="mse")
+    assert model.test_on_batch(x, y) > unregularized.test_on_batch(x, y) + 0.01
+    model.train_on_batch(x, y)
+    for w0, w1, g in zip(before, model.get_weights(), numeric):
+        np.testing.assert_allclose(w0 - w1, g, rtol=1e-5, atol=1e-8)
