@@ -85,6 +85,13 @@ def class_weight_to_sample_weight(y, class_weight, n_outputs_classes=None):
         raise ValueError("class_weight needs labels of shape (n,), (n, 1) or one-hot (n, C), "
                          f"got y of shape {y.shape}")
     one_hot = y.ndim == 2 and y.shape[-1] != 1
+    if one_hot and n_outputs_classes is not None \
+            and y.shape[-1] != max(int(n_outputs_classes), 2):
+        # e.g. (n, T) class indices of a sequence output: Keras 3 would take their argmax
+        raise ValueError(
+            f"class_weight needs labels of shape (n,), (n, 1) or one-hot (n, "
+            f"{n_outputs_classes}) for this output, got y of shape {y.shape}; to weight "
+            "the steps of a sequence output, pass sample_weight of shape (n, T)")
     if one_hot:
         n_classes = y.shape[-1]
     elif n_outputs_classes is not None:

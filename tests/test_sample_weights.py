@@ -107,3 +107,14 @@ def test_sample_weight_errors_name_what_and_expected():
         check_sample_weight(["a", "b"], 2)
     with pytest.raises(TypeError, match="dtype object"):
         check_sample_weight([1.0, None], 2)
+
+
+def test_labels_that_are_not_one_hot_for_the_output_are_an_error():
+    # (n, T) class indices of a sequence output: Keras 3 would argmax over the steps
+    steps = np.array([[0, 2, 1], [1, 1, 0]])
+    with pytest.raises(ValueError, match=r"one-hot \(n, 4\) for this output, got y of shape "
+                                         r"\(2, 3\).*sample_weight of shape \(n, T\)"):
+        class_weight_to_sample_weight(steps, {0: 1.0}, n_outputs_classes=4)
+    one_hot = np.eye(4)[[0, 3]]
+    np.testing.assert_array_equal(
+        class_weight_to_sample_weight(one_hot, {3: 2.0}, n_outputs_classes=4), [1.0, 2.0])
