@@ -333,6 +333,7 @@ def test_model_files_keep_the_keywords(tmp_path, name):
     assert loaded.layers[2].activity_regularizer.get_config() == {"l1": 0.05}
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras's torch backend, NumPy 2
 def test_same_numbers_and_configs_as_keras_itself():
     """Where Keras 3 is installed (any backend): the penalties, the constraints and the
     configs of both agree (gradients: Keras's autodiff, here the explicit formulas above)."""

@@ -1,6 +1,10 @@
 """class_weight -> sample_weight with Keras 3's semantics (its own test cases in
 keras/src/trainers/data_adapters/data_adapter_utils_test.py), key checks, and
 check_sample_weight's shapes and errors."""
+import importlib.util
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,3 +122,96 @@ def test_labels_that_are_not_one_hot_for_the_output_are_an_error():
     one_hot = np.eye(4)[[0, 3]]
     np.testing.assert_array_equal(
         class_weight_to_sample_weight(one_hot, {3: 2.0}, n_outputs_classes=4), [1.0, 2.0])
+
+
+# ---------------------------------------------------------------- against Keras itself
+def _keras():
+    if "keras" not in sys.modules and importlib.util.find_spec("torch") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "torch")  # as tests/test_keras_interop.py
+    return pytest.importorskip("keras")
+
+
+def _twin_models(keras, regularized, output_activity=False):
+    """The same masked Embedding -> LSTM -> Dense(softmax) in Keras and in fastseq, every
+    weight regularized and constrained when ``regularized``."""
+    from fastseq import constraints, layers, models, regularizers
+
+    def make(lib_layers, lib_reg, lib_con):
+        def reg(factory):
+            return factory() if regularized else None
+
+        return [
+            lib_layers.Embedding(12, 3, mask_zero=True, dtype="float64",
+                                 embeddings_regularizer=reg(lambda: lib_reg.L2(0.02)),
+                                 activity_regularizer=reg(lambda: lib_reg.L1(0.01))),
+            lib_layers.LSTM(4, dtype="float64",
+                            kernel_regularizer=reg(lambda: lib_reg.L1L2(0.01, 0.02)),
+                            recurrent_regularizer=reg(lambda: lib_reg.L2(0.03)),
+                            recurrent_constraint=reg(lambda: lib_con.MaxNorm(0.4)),
+                            activity_regularizer=reg(lambda: lib_reg.L2(0.05))),
+            lib_layers.Dense(2, activation="softmax", dtype="float64",
+                             kernel_regularizer=reg(lambda: lib_reg.L1(0.02)),
+                             kernel_constraint=reg(lambda: lib_con.UnitNorm()),
+                             activity_regularizer=(lib_reg.L2(0.3) if output_activity
+                                                   else None)),
+        ]
+
+    theirs = keras.Sequential([keras.Input((6,), dtype="int64")]
+                              + make(keras.layers, keras.regularizers, keras.constraints))
+    ours = models.Sequential(make(layers, regularizers, constraints))
+    ours.build((None, 6))
+    weights = [np.random.default_rng(i).standard_normal(w.shape) * 0.4
+               for i, w in enumerate(ours.get_weights())]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    return theirs, ours
+
+
+def _one_step_both(keras, theirs, ours, **weights):
+    from fastseq.optimizers import SGD
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 12, (8, 6))
+    x[:3, :2] = 0  # masked steps
+    y = rng.integers(0, 2, 8)
+    compiled = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                    weighted_metrics=["accuracy"])
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), **compiled)
+    ours.compile(optimizer=SGD(0.5), **compiled)
+    logs = [m.train_on_batch(x, y, return_dict=True, **weights) for m in (theirs, ours)]
+    sample_weight = rng.random(8)
+    evaluated = [m.evaluate(x, y, sample_weight=sample_weight, verbose=0, return_dict=True)
+                 for m in (theirs, ours)]
+    return logs, evaluated
+
+
+# keras's torch backend warns about NumPy 2's __array__(copy=...) protocol
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("regularized", [False, True], ids=["plain", "regularized"])
+@pytest.mark.parametrize("weights", ["none", "sample_weight", "class_weight"])
+def test_one_training_step_equals_keras(weights, regularized):
+    """train_on_batch's loss and metrics, the weights after the step (regularization
+    gradients and constraints included) and evaluate with sample weights, as Keras 3's."""
+    keras = _keras()
+    theirs, ours = _twin_models(keras, regularized)
+    kwargs = {"none": {}, "sample_weight": {"sample_weight": np.linspace(0.1, 2.0, 8)},
+              "class_weight": {"class_weight": {0: 0.3, 1: 2.0}}}[weights]
+    logs, evaluated = _one_step_both(keras, theirs, ours, **kwargs)
+    for keras_logs, our_logs in (logs, evaluated):
+        assert our_logs.keys() == keras_logs.keys()
+        for key, value in keras_logs.items():
+            assert our_logs[key] == pytest.approx(value, rel=1e-5), key
+    for a, b in zip(theirs.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.xfail(reason="models.py: an activity regularizer on an output layer whose "
+                          "activation is fused with the loss (softmax + cross-entropy) gets "
+                          "its gradient added to the logits' (reported to the lead)")
+def test_activity_regularizer_on_a_fused_output_equals_keras():
+    keras = _keras()
+    theirs, ours = _twin_models(keras, True, output_activity=True)
+    _one_step_both(keras, theirs, ours)
+    for a, b in zip(theirs.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-6)
