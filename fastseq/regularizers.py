@@ -211,6 +211,18 @@ _NAMES.update({"regularizer": Regularizer, "l1": L1, "l2": L2, "l1l2": L1L2,
                "l1_l2": lambda: L1L2(l1=0.01, l2=0.01)})
 
 
+def _trainable(regularizer):
+    """fastseq trains with explicit gradients: a regularizer without ``gradient`` (a plain
+    function, which Keras differentiates itself) is refused here, before any training."""
+    if regularizer is not None and not callable(getattr(regularizer, "gradient", None)):
+        name = getattr(regularizer, "__name__", type(regularizer).__name__)
+        raise TypeError(
+            f"The regularizer {name!r} has no gradient(x): fastseq computes gradients "
+            "explicitly, so a custom regularizer subclasses fastseq.regularizers.Regularizer "
+            "with __call__(x) -> float and gradient(x) -> array of x's shape")
+    return regularizer
+
+
 def serialize(regularizer):
     """Keras 3's ``{"module", "class_name", "config", "registered_name"}`` (None for None)."""
     return serialize_object(regularizer, "keras.regularizers", _CLASSES)
@@ -218,9 +230,10 @@ def serialize(regularizer):
 
 def deserialize(config, custom_objects=None):
     """A regularizer from :func:`serialize`'s dict (Keras 3's or Keras 2's) or a name."""
-    return deserialize_object(config, "regularizer", _NAMES, custom_objects)
+    return _trainable(deserialize_object(config, "regularizer", _NAMES, custom_objects))
 
 
 def get(identifier, custom_objects=None):
-    """None, a name ('l2'), a config dict, a Regularizer or a callable -> a regularizer."""
-    return get_object(identifier, "regularizer", _NAMES, custom_objects)
+    """None, a name ('l2'), a config dict or a Regularizer (an object with ``__call__`` and
+    ``gradient``) -> a regularizer."""
+    return _trainable(get_object(identifier, "regularizer", _NAMES, custom_objects))

@@ -149,10 +149,27 @@ def test_get_names_and_keras3_defaults():
     assert regularizers.get(reg) is reg
     assert isinstance(regularizers.get(L1), L1)  # a class: an instance with its defaults
 
+    class Custom:  # any object with __call__ and gradient will do
+        def __call__(self, x):
+            return 0.0
+
+        def gradient(self, x):
+            return np.zeros_like(x)
+
+    custom = Custom()
+    assert regularizers.get(custom) is custom
+
+
+def test_a_function_regularizer_is_refused_before_training():
+    # Keras differentiates a plain function f(x) itself; fastseq needs gradient(x)
     def penalty(x):
         return 0.0
 
-    assert regularizers.get(penalty) is penalty
+    with pytest.raises(TypeError, match="'penalty' has no gradient.*subclasses "
+                                        "fastseq.regularizers.Regularizer"):
+        regularizers.get(penalty)
+    with pytest.raises(TypeError, match="has no gradient"):
+        Dense(2, kernel_regularizer=penalty)
 
 
 def test_unknown_or_bad_identifiers_are_clear_errors():
@@ -207,12 +224,14 @@ def test_custom_classes_and_functions_need_custom_objects():
     def my_penalty(x):
         return 0.01 * float(np.sum(np.abs(x)))
 
+    # written as Keras writes functions; read back only through custom_objects, and then
+    # refused as untrainable (no gradient)
     config = regularizers.serialize(my_penalty)
     assert config["class_name"] == "function" and config["config"] == "my_penalty"
     with pytest.raises(ValueError, match="custom_objects"):
         regularizers.deserialize(config)
-    assert regularizers.deserialize(
-        config, custom_objects={"my_penalty": my_penalty}) is my_penalty
+    with pytest.raises(TypeError, match="'my_penalty' has no gradient"):
+        regularizers.deserialize(config, custom_objects={"my_penalty": my_penalty})
 
 
 # ---------------------------------------------------------------- layer keywords
