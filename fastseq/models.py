@@ -139,6 +139,27 @@ def _metric_config(metrics):
     return one(metrics)
 
 
+def _string_array(x, name):
+    """Text input (a list or array of str, e.g. for TextVectorization), as an array."""
+    x = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
+    if x.dtype.kind not in "USO":
+        raise TypeError(f"{name}: the first layer takes strings, got an array of dtype "
+                        f"{x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis, got a single string")
+    return x
+
+
+def _checked_memmap(x, name):
+    """A memory-mapped input left on disk: its dtype and rank checked, nothing read."""
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got a memory-mapped array of dtype "
+                        f"{x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis, got a scalar")
+    return x
+
+
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -171,6 +192,9 @@ class Model:
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         self.name = name if name is not None else _base.unique_name(self._default_name)
         self._layers = []
+        self._inbound_nodes = []  # this model's calls as a layer of other graphs
+        self._input_grads = False
+        self._run_state = None
         self._steps = []
         self._input_slots, self._output_slots = [], []
         self._n_slots = 0
@@ -411,7 +435,7 @@ class Model:
 
         layers = []
         for layer in self._layers:
-            entry = _base.serialize(layer)
+            entry = _serialize(layer)
             entry["name"] = layer.name
             nodes = []
             for node in layer._inbound_nodes:
@@ -465,7 +489,8 @@ class Model:
                     connected.append(f"{src.name}[{kept.index(t._node)}][{t._index}]")
             shapes = [t.shape for n in calls for t in n.outputs]
             shape = shapes[0] if len(shapes) == 1 else shapes
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
+            kind = "Functional" if type(layer) is Model else type(layer).__name__
+            rows.append((f"{layer.name} ({kind})", shape,
                          layer.count_params() if layer.built else 0, connected))
         return rows
 
@@ -709,7 +734,13 @@ class Model:
     def _input_takes_indices(self, k):
         return any(layer._takes_indices for layer in self._input_consumers(self._input_slots[k]))
 
+    def _input_takes_strings(self, k):
+        return any(layer._takes_strings
+                   for layer in self._input_consumers(self._input_slots[k]))
+
     def _prepare_one_input(self, x, k, name):
+        if self._input_takes_strings(k):
+            return _string_array(x, name)
         if self._input_takes_indices(k):
             consumer = next(l for l in self._input_consumers(self._input_slots[k])
                             if l._takes_indices)
@@ -729,8 +760,11 @@ class Model:
             raise ValueError(f"{name} must have a batch axis, got a scalar")
         return x
 
-    def _prepare_inputs(self, x, name="x"):
-        """The model's inputs as a list of host arrays (one per input), checked."""
+    def _prepare_inputs(self, x, name="x", lazy=False):
+        """The model's inputs as a list of host arrays (one per input), checked. With
+        ``lazy``, a memory-mapped input (``np.load(..., mmap_mode="r")``) stays on disk: only
+        its shape is checked here, and each batch is converted when it is read
+        (:meth:`_array_batches`)."""
         n = len(self._inputs)
         if x is None:
             raise ValueError(f"{name} is None: give the input data")
@@ -753,7 +787,8 @@ class Model:
                                  f"({self._input_names}); give a list or a dict of {n} arrays")
             parts = [x]
         label = (lambda k: name) if n == 1 else (lambda k: f"{name}[{self._input_names[k]!r}]")
-        arrays = [self._prepare_one_input(p, k, label(k)) for k, p in enumerate(parts)]
+        arrays = [_checked_memmap(p, label(k)) if lazy and isinstance(p, np.memmap)
+                  else self._prepare_one_input(p, k, label(k)) for k, p in enumerate(parts)]
         for k, a in enumerate(arrays):
             self._check_graph_input_shape(a, k, label(k))
         self._check_cardinality(arrays, [label(k) for k in range(n)])
@@ -874,11 +909,95 @@ class Model:
     def _build_from_data(self, xs):
         """A functional model is built by its graph."""
 
+    # ------------------------------------------------------------------ a model as a layer
+    # A model called on KerasTensors, or added to a Sequential, is a layer of the outer
+    # model (Keras: `Model(raw, classifier(vectorizer(raw)))`): the outer executor calls
+    # forward / backward / compute_mask below, and keeps this model's run state as the
+    # call's `_cache`, so a model called twice keeps one state per call.
+    _takes_strings = False
+    _keep_logits = False
+    _last_logits = None
+    _batch_input_shape = None
+    _mask_policy = "consume"
+
+    @property
+    def _takes_indices(self):
+        return len(self._input_slots) == 1 and self._input_takes_indices(0)
+
+    @property
+    def _cache(self):
+        return self._run_state
+
+    @_cache.setter
+    def _cache(self, value):
+        self._run_state = value
+
+    @property
+    def dtype(self):
+        layers = self._compute_layers()
+        return layers[0].dtype if layers else np.dtype(np.float32)
+
+    def _set_ops(self, ops):
+        self._use_ops(ops)
+
+    def _training_changes_forward(self):
+        return any(layer._training_changes_forward() for layer in self._compute_layers())
+
+    def _accepts_shape(self, shape):
+        return True
+
+    def _build_for(self, input_shape):
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        return self.output_shape
+
+    def _call_symbolic(self, inputs, state_tensors=(), training=None):
+        from fastseq.layers.input_layer import Node
+
+        main_is_list = isinstance(inputs, (list, tuple))
+        main = list(inputs) if main_is_list else [inputs]
+        if len(main) != len(self._input_slots):
+            raise ValueError(f"Model {self.name!r} takes {len(self._input_slots)} input(s), "
+                             f"it was called on {len(main)}")
+        shapes = self._output_shapes()
+        specs = [(tuple(s), self.dtype) for s in shapes]
+        node = Node(self, main, len(main), main_is_list, {} if training is None
+                    else {"training": bool(training)}, specs)
+        return node.outputs[0] if len(node.outputs) == 1 else list(node.outputs)
+
+    def forward(self, x, mask=None, training=False):
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        self._input_grads = training
+        outputs, masks = self._forward(xs, training)
+        self._input_grads = False
+        self._last_masks = masks
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def compute_mask(self, x, mask=None):
+        masks = getattr(self, "_last_masks", None) or [None]
+        return masks[0] if len(masks) == 1 else masks
+
+    def backward(self, grad_y, need_input_grad=True):
+        grads = list(grad_y) if isinstance(grad_y, (list, tuple)) else [grad_y]
+        self._input_grads = need_input_grad
+        try:
+            input_grads = self._backward(grads, [False] * len(grads))
+        finally:
+            self._input_grads = False
+        if not need_input_grad:
+            return None
+        return input_grads if len(input_grads) > 1 else input_grads[0]
+
     # ------------------------------------------------------------------ the executor
     def _grad_plan(self):
         """(steps on the gradient path, slots a gradient must reach): a call is on the path
-        when its layer has trainable weights or one of its inputs is."""
+        when its layer has trainable weights or one of its inputs is. Called as a layer of
+        another model, this model's inputs may need a gradient too (``_input_grads``)."""
         needs = [False] * self._n_slots
+        if self._input_grads:
+            for s in self._input_slots:
+                needs[s] = True
         on_path = []
         for step in self._steps:
             on = bool(step.layer.trainable_weights) or any(needs[s] for s in step.inputs)
@@ -891,8 +1010,8 @@ class Model:
         """Cast a slot's value for ``layer``: integer indices stay on the host for a layer
         that takes them; float values go to the backend in the layer's dtype (Keras: a
         layer computes in its own dtype)."""
-        if layer._takes_indices:
-            return x
+        if layer._takes_indices or layer._takes_strings or isinstance(layer, Model):
+            return x  # host indices / strings; a nested model casts for its own layers
         ops = self._ops
         if not ops.owns(x):
             x = ops.asarray(x)
@@ -1005,6 +1124,7 @@ class Model:
                     if g.dtype != dtypes[s] and dtypes[s].kind == "f":
                         g = ops.cast(g, dtypes[s])  # back to the dtype the layer below gave
                     grads[s] = _sum_grads(ops, grads[s], g)
+        return [grads[s] for s in self._input_slots]
 
     # ------------------------------------------------------------------ loss
     def _regularized_weights(self):
@@ -1061,7 +1181,11 @@ class Model:
         total += self._activity_loss
         return total, values, grads, used
 
-    def _train_step(self, xs, ys, sws):
+    def _gradient_step(self, xs, ys, sws):
+        """Forward, loss and backward of one prepared batch: sets every trainable
+        Variable's ``grad`` (the regularization's included) and changes no weight. Returns
+        (total loss, per-output losses, outputs, output masks). A data-parallel worker
+        calls this, exchanges the grads, then :meth:`_apply_step`."""
         self._fusion()  # before the forward pass: the output layers keep their logits
         for var in self.trainable_weights:
             var.grad = None
@@ -1069,9 +1193,17 @@ class Model:
         total, values, grads, fused = self._losses_of(ys, y_preds, masks, sws, need_grad=True)
         self._backward(grads, fused)
         total += self._regularization(need_grad=True)
+        return total, values, y_preds, masks
+
+    def _apply_step(self):
+        """The optimizer's update from the Variables' ``grad``, then the constraints."""
         self.optimizer.apply_gradients(self.trainable_weights)
         self._apply_constraints()
-        return total, values, y_preds, masks
+
+    def _train_step(self, xs, ys, sws):
+        result = self._gradient_step(xs, ys, sws)
+        self._apply_step()
+        return result
 
     def _eval_step(self, xs, ys, sws):
         """(loss, per-output losses, outputs, output masks) of one batch, no training."""
@@ -1122,13 +1254,32 @@ class Model:
     def _slice(arrays, index):
         return [None if a is None else a[index] for a in arrays]
 
-    def _array_batches(self, xs, ys, sws, batch_size, order=None):
-        """(x, y, sample_weight) batches of the arrays, in ``order`` (None: as stored)."""
+    def _array_batches(self, xs, ys, sws, batch_size, order=None, limit=None):
+        """(x, y, sample_weight) batches of the arrays, in ``order`` (None: as stored);
+        at most ``limit`` of them. A memory-mapped input is read and converted one batch
+        at a time (its rows in ascending order within a shuffled batch: fewer seeks)."""
         n = len(xs[0])
-        for start in range(0, n, batch_size):
+        stop = n if limit is None else min(n, limit * batch_size)
+        lazy = [isinstance(a, np.memmap) for a in xs]
+        for start in range(0, stop, batch_size):
             index = slice(start, start + batch_size) if order is None \
                 else order[start:start + batch_size]
-            yield self._slice(xs, index), self._slice(ys, index), self._slice(sws, index)
+            if any(lazy):
+                xb = [self._read_rows(a, index) if m else a[index] for a, m in zip(xs, lazy)]
+                xb = [self._prepare_one_input(b, k, "x") if m else b
+                      for k, (b, m) in enumerate(zip(xb, lazy))]
+            else:
+                xb = self._slice(xs, index)
+            yield xb, self._slice(ys, index), self._slice(sws, index)
+
+    @staticmethod
+    def _read_rows(array, index):
+        """Rows ``index`` of a memory-mapped array as an in-memory array; shuffled rows are
+        read in ascending order (fewer seeks) and put back in the batch's order."""
+        if isinstance(index, slice):
+            return np.array(array[index])
+        rows = np.sort(index)
+        return np.asarray(array[rows])[np.searchsorted(rows, index)]
 
     def _predict_batches(self, batches, callbacks=None):
         outputs = None
@@ -1148,10 +1299,11 @@ class Model:
         return outputs
 
     def _predict_arrays(self, xs, batch_size, callbacks=None):
-        outputs = self._predict_batches(self._array_batches(xs, [], [], batch_size),
+        outputs = self._predict_batches(self._array_batches(xs, [None] * len(xs),
+                                                            [None] * len(xs), batch_size),
                                         callbacks)
         if outputs is None:  # no samples
-            outputs = self._forward_numpy(self._slice(xs, slice(0, 0)))
+            outputs = self._forward_numpy([np.asarray(a[:0]) for a in xs])
         return outputs[0] if self._single_output else outputs
 
     def _evaluate_batches(self, batches, callbacks=None):
@@ -1173,8 +1325,50 @@ class Model:
                 callbacks.on_test_batch_end(step, logs)
         return logs
 
-    def _prepare_xy(self, x, y, sample_weight, names=("x", "y", "sample_weight")):
-        xs = self._prepare_inputs(x, names[0])
+    @staticmethod
+    def _is_batch_source(data):
+        from fastseq.utils.data_adapter import is_batch_source
+
+        return is_batch_source(data)
+
+    def _batch_source(self, x, y, sample_weight, caller, steps, shuffle=False, **feed):
+        """A :class:`fastseq.utils.data_adapter.BatchSource` over ``x`` when it yields
+        batches (a generator, an iterator, a Sequence, ...), else None (arrays)."""
+        if not self._is_batch_source(x):
+            return None
+        if y is not None or sample_weight is not None:
+            raise ValueError(f"{caller}: when x is a generator, a Sequence or an iterable of "
+                             "batches, y and sample_weight come in its batches ((x, y) or "
+                             "(x, y, sample_weight)); do not pass them as arguments")
+        from fastseq.utils.data_adapter import BatchSource
+
+        what = "x" if caller in ("fit", "evaluate", "predict") else caller
+        return BatchSource(x, steps=steps, shuffle=shuffle, what=what, **feed)
+
+    def _source_batches(self, source, class_weight=None, targets=True):
+        """Prepared (x, y, sample_weight) lists of each batch of ``source``; a batch that
+        does not fit the model raises naming the batch."""
+        for step, x, y, sample_weight in source.epoch():
+            try:
+                if not targets:
+                    xs = self._prepare_inputs(x)
+                    self._build_from_data(xs)
+                    yield xs, None, None
+                    continue
+                xs, ys, sws = self._prepare_xy(x, y, sample_weight)
+                sws = self._class_weights(class_weight, ys, sws)
+                if len(xs[0]) == 0:
+                    length = (f" (its __len__ says {source.num_batches} batches: more than "
+                              "it has?)" if source.is_sequence else "")
+                    raise ValueError(f"the batch is empty (0 samples){length}")
+            except (ValueError, TypeError) as err:
+                raise type(err)(f"{source.what}: batch {step} of the "
+                                f"{type(source.data).__name__}: {err}") from err
+            yield xs, ys, sws
+
+    def _prepare_xy(self, x, y, sample_weight, names=("x", "y", "sample_weight"),
+                    lazy=False):
+        xs = self._prepare_inputs(x, names[0], lazy=lazy)
         n = len(xs[0])
         self._build_from_data(xs)
         ys = self._prepare_targets(y, n, names[1])
@@ -1186,9 +1380,17 @@ class Model:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, **kwargs):
+            validation_batch_size=None, validation_freq=1, workers=None,
+            use_multiprocessing=None, max_queue_size=None, **kwargs):
         """Train for ``epochs`` epochs; returns the History (``.history`` holds ``loss``,
-        the metrics and their ``val_`` versions)."""
+        the metrics and their ``val_`` versions).
+
+        ``x`` (and ``validation_data``) may be arrays, or a generator / iterator / iterable
+        of ``(x, y)`` or ``(x, y, sample_weight)`` batches, or a
+        :class:`fastseq.utils.Sequence` (Keras's ``PyDataset``): then the batches are
+        prepared in the background (``workers`` threads, a queue of ``max_queue_size``)
+        while the current one trains, ``steps_per_epoch`` / ``validation_steps`` bound
+        each epoch, and a generator goes on where the previous epoch stopped (Keras)."""
         from fastseq import callbacks as _callbacks
 
         if "nb_epoch" in kwargs:
@@ -1197,24 +1399,35 @@ class Model:
             epochs = kwargs.pop("nb_epoch")
         if kwargs:
             raise TypeError(f"fit: unexpected keyword argument(s) {sorted(kwargs)}")
-        for what, value in (("steps_per_epoch", steps_per_epoch),
-                            ("validation_steps", validation_steps)):
-            if value is not None:
-                raise NotImplementedError(f"fit: {what} is not supported by fastseq")
         self._check_compiled()
         batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         epochs = int(epochs)
         verbose = 1 if verbose == "auto" else int(verbose)
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if steps_per_epoch is not None:
+            steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
+        feed = dict(workers=workers, use_multiprocessing=use_multiprocessing,
+                    max_queue_size=max_queue_size)
 
-        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
-        if len(xs[0]) == 0:
-            raise ValueError("fit: x is empty (0 samples)")
-        sws = self._class_weights(class_weight, ys, sws)
+        source = self._batch_source(x, y, sample_weight, "fit", steps_per_epoch,
+                                    shuffle=bool(shuffle), **feed)
+        if source is not None:
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; with a generator or a "
+                                 "Sequence give validation_data")
+            xs = ys = sws = None
+        else:
+            xs, ys, sws = self._prepare_xy(x, y, sample_weight, lazy=True)
+            if len(xs[0]) == 0:
+                raise ValueError("fit: x is empty (0 samples)")
+            sws = self._class_weights(class_weight, ys, sws)
 
-        val = None
-        if validation_data is not None:
+        val = val_source = None
+        if validation_data is not None and self._is_batch_source(validation_data):
+            val_source = self._batch_source(validation_data, None, None, "validation_data",
+                                            validation_steps, shuffle=False, **feed)
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError(
                     "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
@@ -1222,8 +1435,8 @@ class Model:
                 )
             val_sw = validation_data[2] if len(validation_data) == 3 else None
             val = self._prepare_xy(validation_data[0], validation_data[1], val_sw,
-                                   ("x_val", "y_val", "val_sample_weight"))
-        elif validation_split:
+                                   ("x_val", "y_val", "val_sample_weight"), lazy=True)
+        elif validation_split and source is None:
             # the last fraction, taken before any shuffling (Keras)
             total = len(xs[0])
             split_at = int(math.floor(total * (1.0 - validation_split)))
@@ -1237,33 +1450,57 @@ class Model:
             xs, ys, sws = (self._slice(a, head) for a in (xs, ys, sws))
         val_batch_size = validation_batch_size or batch_size
 
-        n = len(xs[0])
-        steps = -(-n // batch_size)
+        if source is None:
+            n = len(xs[0])
+            steps = -(-n // batch_size)
+            if steps_per_epoch is not None:
+                steps = min(steps, steps_per_epoch)
+        else:
+            steps = source.num_batches
         callback_list = _callbacks.CallbackList(
             callbacks, model=self, add_history=True, add_progbar=verbose != 0,
             verbose=verbose, epochs=epochs, steps=steps,
         )
-        nan_warned = False
-        has_nan_callback = any(type(c).__name__ == "TerminateOnNaN" for c in (callbacks or []))
-        from fastseq.utils import get_rng
-
         names = self._output_names_for_compile()
         self.stop_training = False
+        try:
+            return self._fit_epochs(
+                callback_list, callbacks, names, epochs, initial_epoch, source,
+                (xs, ys, sws), batch_size, steps, shuffle, class_weight, val, val_source,
+                val_batch_size, validation_freq)
+        finally:
+            for feeder in (source, val_source):
+                if feeder is not None:
+                    feeder.close()
+
+    def _fit_epochs(self, callback_list, callbacks, names, epochs, initial_epoch, source,
+                    arrays, batch_size, steps, shuffle, class_weight, val, val_source,
+                    val_batch_size, validation_freq):
+        from fastseq.utils import get_rng
+
+        xs, ys, sws = arrays
+        nan_warned = False
+        has_nan_callback = any(type(c).__name__ == "TerminateOnNaN" for c in (callbacks or []))
         callback_list.on_train_begin()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             tracker, output_trackers = _Tracker(), self._output_trackers()
             callback_list.on_epoch_begin(epoch)
-            order = None
-            if shuffle == "batch":
-                blocks = get_rng().permutation(steps)
-                order = np.concatenate([np.arange(b * batch_size, min((b + 1) * batch_size, n))
-                                        for b in blocks])
-            elif shuffle:
-                order = get_rng().permutation(n)
-            for step, (xb, yb, swb) in enumerate(
-                    self._array_batches(xs, ys, sws, batch_size, order)):
+            if source is not None:
+                batches = self._source_batches(source, class_weight)
+            else:
+                n = len(xs[0])
+                order = None
+                if shuffle == "batch":
+                    blocks = get_rng().permutation(-(-n // batch_size))
+                    order = np.concatenate([np.arange(b * batch_size,
+                                                      min((b + 1) * batch_size, n))
+                                            for b in blocks])
+                elif shuffle:
+                    order = get_rng().permutation(n)
+                batches = self._array_batches(xs, ys, sws, batch_size, order, limit=steps)
+            for step, (xb, yb, swb) in enumerate(batches):
                 callback_list.on_train_batch_begin(step)
                 total, values, y_preds, masks = self._train_step(xb, yb, swb)
                 self._track(tracker, output_trackers, names, total, values, len(xb[0]))
@@ -1275,18 +1512,20 @@ class Model:
                         f"fit: the loss is {total} at epoch {epoch + 1}, batch {step}; "
                         "training goes on (pass callbacks=[TerminateOnNaN()] to stop it)",
                         RuntimeWarning,
-                        stacklevel=2,
+                        stacklevel=4,  # the caller of fit
                     )
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0 and not self.stop_training:
+            has_val = val is not None or val_source is not None
+            if has_val and (epoch + 1) % validation_freq == 0 and not self.stop_training:
                 # as Keras: the validation pass calls the test hooks (the progress bar
                 # stays silent inside fit)
                 callback_list.on_test_begin()
-                val_logs = self._evaluate_batches(
-                    self._array_batches(*val, val_batch_size), callbacks=callback_list)
+                val_batches = (self._source_batches(val_source) if val_source is not None
+                               else self._array_batches(*val, val_batch_size))
+                val_logs = self._evaluate_batches(val_batches, callbacks=callback_list)
                 callback_list.on_test_end(val_logs)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
@@ -1305,21 +1544,34 @@ class Model:
         """Loss, or [loss, *metrics], over (x, y); batch-size-weighted as Keras."""
         from fastseq import callbacks as _callbacks
 
+        feed = {k: kwargs.pop(k) for k in ("workers", "use_multiprocessing", "max_queue_size")
+                if k in kwargs}
         if kwargs:
             raise TypeError(f"evaluate: unexpected keyword argument(s) {sorted(kwargs)}")
-        if steps is not None:
-            raise NotImplementedError("evaluate: steps is not supported")
         self._check_compiled()
         batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         verbose = 1 if verbose == "auto" else int(verbose)
-        xs, ys, sws = self._prepare_xy(x, y, sample_weight)
-        callback_list = _callbacks.CallbackList(
-            callbacks, model=self, add_history=False, add_progbar=verbose != 0,
-            verbose=verbose, epochs=1, steps=-(-len(xs[0]) // batch_size),
-        )
-        callback_list.on_test_begin()
-        logs = self._evaluate_batches(self._array_batches(xs, ys, sws, batch_size),
-                                      callbacks=callback_list)
+        if steps is not None:
+            steps = positive_int(steps, "steps")
+        source = self._batch_source(x, y, sample_weight, "evaluate", steps, **feed)
+        try:
+            if source is not None:
+                batches, count = self._source_batches(source), source.num_batches
+            else:
+                xs, ys, sws = self._prepare_xy(x, y, sample_weight, lazy=True)
+                count = -(-len(xs[0]) // batch_size)
+                if steps is not None:
+                    count = min(count, steps)
+                batches = self._array_batches(xs, ys, sws, batch_size, limit=steps)
+            callback_list = _callbacks.CallbackList(
+                callbacks, model=self, add_history=False, add_progbar=verbose != 0,
+                verbose=verbose, epochs=1, steps=count,
+            )
+            callback_list.on_test_begin()
+            logs = self._evaluate_batches(batches, callbacks=callback_list)
+        finally:
+            if source is not None:
+                source.close()
         callback_list.on_test_end(logs)
         return self._result(logs, return_dict)
 
@@ -1333,13 +1585,23 @@ class Model:
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
         """The model's output for ``x`` (inference: no dropout, no training caches)."""
+        feed = {k: kwargs.pop(k) for k in ("workers", "use_multiprocessing", "max_queue_size")
+                if k in kwargs}
         if kwargs:
             raise TypeError(f"predict: unexpected keyword argument(s) {sorted(kwargs)}")
-        if steps is not None:
-            raise NotImplementedError("predict: steps is not supported")
         batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
-        xs = self._prepare_inputs(x)
-        self._build_from_data(xs)
+        if steps is not None:
+            steps = positive_int(steps, "steps")
+        source = self._batch_source(x, None, None, "predict", steps, **feed)
+        if source is None:
+            xs = self._prepare_inputs(x, lazy=True)
+            self._build_from_data(xs)
+            count = -(-len(xs[0]) // batch_size)
+            if steps is not None:
+                count = min(count, steps)
+                xs = self._slice(xs, slice(0, count * batch_size))
+        else:
+            count = source.num_batches
         callback_list = None
         verbose = 1 if verbose == "auto" else int(verbose)
         if callbacks or verbose:
@@ -1347,15 +1609,30 @@ class Model:
 
             callback_list = _callbacks.CallbackList(
                 callbacks, model=self, add_history=False, add_progbar=verbose != 0,
-                verbose=verbose, epochs=1, steps=-(-len(xs[0]) // batch_size),
+                verbose=verbose, epochs=1, steps=count,
             )
             callback_list.on_predict_begin()
-        out = self._predict_arrays(xs, batch_size, callbacks=callback_list)
+        try:
+            if source is None:
+                out = self._predict_arrays(xs, batch_size, callbacks=callback_list)
+            else:
+                outputs = self._predict_batches(self._source_batches(source, targets=False),
+                                                callbacks=callback_list)
+                if outputs is None:
+                    raise ValueError("predict: the generator / Sequence gave no batch")
+                out = outputs[0] if self._single_output else outputs
+        finally:
+            if source is not None:
+                source.close()
         if callback_list is not None:
             callback_list.on_predict_end()
         return out
 
     def __call__(self, x, training=False):
+        from fastseq.layers.input_layer import is_symbolic
+
+        if is_symbolic(x):
+            return self._call_symbolic(x, training=None if training is False else training)
         xs = self._prepare_inputs(x)
         self._build_from_data(xs)
         parts = self._forward_numpy(xs, training=bool(training))
@@ -1635,11 +1912,14 @@ class Sequential(Model):
                                  "of a Sequential model")
             self._input_layer = layer
             return
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, (Layer, Model)):
             raise TypeError(
-                "The added layer must be an instance of fastseq.layers.Layer, got "
+                "The added layer must be an instance of fastseq.layers.Layer (or a model), got "
                 f"{type(layer).__name__}: {layer!r}"
             )
+        if isinstance(layer, Model) and len(layer._input_slots) != 1:
+            raise ValueError(f"Model {layer.name!r} takes {len(layer._input_slots)} inputs: a "
+                             "Sequential model passes one")
         if getattr(layer, "_multi_input", False):
             raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) merges several "
                              "inputs: use it in a functional Model, not in a Sequential one")
@@ -1796,7 +2076,7 @@ class Sequential(Model):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        layers = [_base.serialize(layer) for layer in self._layers]
+        layers = [_serialize(layer) for layer in self._layers]
         if self._input_layer is not None:
             layers.insert(0, _base.serialize(self._input_layer))
         config = {"name": self.name, "layers": layers}
@@ -1825,7 +2105,7 @@ class Sequential(Model):
     def _first_layer_takes_indices(self):
         return bool(self._layers) and self._layers[0]._takes_indices
 
-    def _prepare_inputs(self, x, name="x"):
+    def _prepare_inputs(self, x, name="x", lazy=False):
         if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
             x = x[0]
         if isinstance(x, dict):
@@ -1834,6 +2114,16 @@ class Sequential(Model):
             raise ValueError(f"{name} is None: give the input data")
         if not self._layers:
             raise ValueError("The model has no layers")
+        if lazy and isinstance(x, np.memmap):
+            x = _checked_memmap(x, name)  # each batch is converted when it is read
+        else:
+            x = self._prepare_one_input(x, 0, name)
+        self._check_input_shape(x, name)
+        return [x]
+
+    def _prepare_one_input(self, x, k, name):
+        if self._layers[0]._takes_strings:
+            return _string_array(x, name)
         if self._first_layer_takes_indices():
             x = as_indices(x, self._layers[0].name)
         else:
@@ -1843,8 +2133,7 @@ class Sequential(Model):
             x = np.ascontiguousarray(x, dtype=self._layers[0].dtype)
         if x.ndim == 0:
             raise ValueError(f"{name} must have a batch axis, got a scalar")
-        self._check_input_shape(x, name)
-        return [x]
+        return x
 
     def _check_input_shape(self, x, name):
         if not self.built:
@@ -1894,6 +2183,20 @@ class Sequential(Model):
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
+
+
+def _serialize(layer):
+    """A layer's ``{'class_name', 'config'}``; a nested model's is Keras 3's 'Functional'
+    (or 'Sequential') with its whole config."""
+    if isinstance(layer, Model):
+        name = "Sequential" if isinstance(layer, Sequential) else "Functional"
+        return {"class_name": name, "config": layer.get_config()}
+    return _base.serialize(layer)
+
+
+# a model's config inside another model's deserializes by its class name
+for _name, _cls in (("Functional", Model), ("Model", Model), ("Sequential", Sequential)):
+    _base._LAYER_CLASSES.setdefault(_name, _cls)
 
 
 def model_from_config(config, custom_objects=None):

@@ -399,3 +399,30 @@ def test_summary_has_the_connected_to_column():
     assert "Connected to" in text
     assert "lstm[0][0]" in text and "dense[0][0]" in text and "text[0][0]" in text
     assert "Total params: 199" in text
+
+
+def test_a_model_is_a_layer_of_another_model():
+    """Keras: a functional model called on tensors (a shared encoder) or added to a
+    Sequential is a layer of the outer model; gradients reach its weights from both calls."""
+    reset_name_uids()
+    enc_in = Input(shape=(5,), dtype="int64")
+    encoder = Model(enc_in, LSTM(3, dtype=F64)(Embedding(12, 3, dtype=F64)(enc_in)),
+                    name="encoder")
+    left, right = Input(shape=(5,), dtype="int64"), Input(shape=(5,), dtype="int64")
+    joined = Concatenate(dtype=F64)([encoder(left), encoder(right)])
+    model = Model([left, right], Dense(1, dtype=F64)(joined))
+    rng = np.random.default_rng(9)
+    xs = [rng.integers(0, 12, (4, 5)), rng.integers(0, 12, (4, 5))]
+    assert [l.name for l in model.layers][2] == "encoder"
+    assert model.count_params() == encoder.count_params() + 7
+    _graph_gradients(model, xs)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("encoder (Functional)" in line for line in lines)
+    clone = model_from_json(model.to_json())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(xs), model.predict(xs))
+    stacked = Sequential([encoder, Dense(1, dtype=F64)])
+    stacked.compile("sgd", "mse")
+    stacked.fit(xs[0], np.ones((4, 1)), epochs=1, verbose=0)
+    assert stacked.output_shape == (None, 1)

@@ -101,6 +101,7 @@ class Layer:
     # compute_mask decides), or "drop" it with a warning (Keras raises there; we warn)
     _mask_policy = "pass"
     _takes_indices = False  # integer inputs (Embedding): never cast to the float dtype
+    _takes_strings = False  # text inputs (TextVectorization): kept as strings on the host
     # a subclass's <weight>_regularizer / <weight>_constraint keywords (_set_weight_options)
     _weight_option_keys = ()
 

@@ -21,7 +21,7 @@ class KerasTensor:
 
     def __init__(self, shape, dtype, node=None, index=0, name=None):
         self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype).name
+        self.dtype = "string" if np.dtype(dtype).kind in "OUS" else np.dtype(dtype).name
         self._node = node
         self._index = index
         self.name = name
@@ -107,13 +107,15 @@ class InputLayer(Layer):
         if len(batch_shape) < 1:
             raise ValueError(f"InputLayer: batch_shape needs a batch dimension, got {batch_shape}")
         super().__init__(name=name, **kwargs)
+        if dtype in ("string", "str", str):  # text, for TextVectorization
+            dtype = object
         try:
             self.dtype = np.dtype("float32" if dtype is None else dtype)
         except TypeError:
             raise TypeError(f"InputLayer {self.name!r}: unknown dtype {dtype!r}") from None
-        if self.dtype.kind not in "fiub":
-            raise TypeError(f"InputLayer {self.name!r}: dtype must be a number type, got "
-                            f"{self.dtype}")
+        if self.dtype.kind not in "fiubO":
+            raise TypeError(f"InputLayer {self.name!r}: dtype must be a number type or "
+                            f"'string', got {self.dtype}")
         self._batch_input_shape = batch_shape
         self._build_for(batch_shape)
         self._inbound_nodes = []
@@ -129,7 +131,8 @@ class InputLayer(Layer):
         return x
 
     def get_config(self):
-        return {"batch_shape": self._batch_input_shape, "dtype": self.dtype.name,
+        dtype = "string" if self.dtype.kind == "O" else self.dtype.name
+        return {"batch_shape": self._batch_input_shape, "dtype": dtype,
                 "sparse": False, "name": self.name}
 
     @classmethod

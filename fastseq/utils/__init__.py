@@ -49,3 +49,27 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros((y.size, num_classes), dtype=dtype)
     out[np.arange(y.size), y] = 1
     return out.reshape(shape + (num_classes,))
+
+
+# The data pipeline utilities, imported on first use (as the package's submodules).
+_LAZY_NAMES = {
+    "Sequence": "sequence_data", "PyDataset": "sequence_data",
+    "BatchSource": "data_adapter", "is_batch_source": "data_adapter",
+    "unpack_batch": "data_adapter",
+    "bucket_by_length": "bucketing",
+    "timeseries_dataset_from_array": "timeseries",
+    "text_dataset_from_directory": "text_dataset",
+}
+__all__ += list(_LAZY_NAMES)
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_NAMES))
