@@ -717,7 +717,9 @@ class Model:
             for k, loss in enumerate(self._output_losses):
                 last = self._output_layer(k)
                 act_name = getattr(getattr(last, "activation", None), "name", None)
+                # an activity penalty on the output needs d/d(activated output): no fusion
                 ok = (loss is not None and last is not None
+                      and getattr(last, "activity_regularizer", None) is None
                       and hasattr(last, "backward_from_logits") and act_name in _FUSABLE
                       and _loss_kind(loss) in _FUSABLE[act_name]
                       and not getattr(loss, "from_logits", False))

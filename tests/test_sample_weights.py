@@ -206,9 +206,6 @@ def test_one_training_step_equals_keras(weights, regularized):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.xfail(reason="models.py: an activity regularizer on an output layer whose "
-                          "activation is fused with the loss (softmax + cross-entropy) gets "
-                          "its gradient added to the logits' (reported to the lead)")
 def test_activity_regularizer_on_a_fused_output_equals_keras():
     keras = _keras()
     theirs, ours = _twin_models(keras, True, output_activity=True)
