@@ -1,11 +1,18 @@
-"""MaxPooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D (channels-last)."""
-from fastseq._kernels.geometry import POOL_PADDINGS, max_pool1d_output_length
+"""MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D
+(channels-last)."""
+import numpy as np
+
+from fastseq._kernels.geometry import (
+    POOL_PADDINGS,
+    max_pool1d_output_geometry,
+    max_pool1d_output_length,
+)
 
 from .base import Layer
 from .core import _one_int
 
-__all__ = ["MaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPool1D",
-           "GlobalAvgPool1D", "GlobalAveragePool1D", "GlobalMaxPool1D"]
+__all__ = ["MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+           "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalAveragePool1D", "GlobalMaxPool1D"]
 
 
 def _check_3d(layer, shape):
@@ -23,23 +30,25 @@ def _channels_last(data_format, what):
     return "channels_last"
 
 
-class MaxPooling1D(Layer):
-    """Max over windows of ``pool_size`` steps (strides default to pool_size). Drops a mask,
-    with a warning."""
+class _Pooling1D(Layer):
+    """Windows of ``pool_size`` steps (strides default to pool_size), Keras's 'valid' /
+    'same' geometry (_kernels/geometry.py). Drops a mask, with a warning (Keras's pooling
+    layers do not support masking)."""
 
     _mask_policy = "drop"
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
                  **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _one_int(pool_size, "MaxPooling1D: pool_size")
+        what = type(self).__name__
+        self.pool_size = _one_int(pool_size, f"{what}: pool_size")
         self.strides = (self.pool_size if strides is None
-                        else _one_int(strides, "MaxPooling1D: strides"))
+                        else _one_int(strides, f"{what}: strides"))
         padding = str(padding).lower()
         if padding not in POOL_PADDINGS:
-            raise ValueError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
+            raise ValueError(f"{what}: padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
-        self.data_format = _channels_last(data_format, "MaxPooling1D")
+        self.data_format = _channels_last(data_format, what)
 
     def _output_length(self, length):
         return max_pool1d_output_length(length, self.pool_size, self.strides, self.padding)
@@ -48,8 +57,8 @@ class MaxPooling1D(Layer):
         out = self._output_length(length)
         if out is not None and out < 1:
             raise ValueError(
-                f"MaxPooling1D {self.name!r}: an input of {length} steps is shorter than "
-                f"pool_size={self.pool_size} with padding='valid'"
+                f"{type(self).__name__} {self.name!r}: an input of {length} steps is shorter "
+                f"than pool_size={self.pool_size} with padding='valid'"
             )
 
     def build(self, input_shape):
@@ -58,6 +67,17 @@ class MaxPooling1D(Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self._output_length(input_shape[1]), input_shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"pool_size": (self.pool_size,), "strides": (self.strides,),
+                       "padding": self.padding, "data_format": self.data_format})
+        return config
+
+
+class MaxPooling1D(_Pooling1D):
+    """Max over windows of ``pool_size`` steps; in 'same' padding the padded steps never
+    win."""
 
     # x: (B, L, C) -> y: (B, Lout, C)
     def forward(self, x, mask=None, training=False):
@@ -75,11 +95,60 @@ class MaxPooling1D(Layer):
             return None
         return self.ops.max_pool1d_backward(cache, self.ops.contiguous(grad_y))
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"pool_size": (self.pool_size,), "strides": (self.strides,),
-                       "padding": self.padding, "data_format": self.data_format})
-        return config
+
+def _average_windows(length, pool_size, strides, padding):
+    """(first step of each window (Lout,), real steps in each window (Lout,)): a 'same'
+    window counts only the real steps it covers, as Keras's average pooling does."""
+    out_length, pad_left = max_pool1d_output_geometry(length, pool_size, strides, padding)
+    starts = np.arange(out_length) * strides - pad_left
+    counts = np.minimum(starts + pool_size, length) - np.maximum(starts, 0)
+    return starts, counts
+
+
+# x: (B, L, C) -> y: (B, Lout, C), the mean of each window's real steps
+def _average_pool1d_forward(x, pool_size, strides, padding):
+    starts, counts = _average_windows(x.shape[1], pool_size, strides, padding)
+    y = np.zeros((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+    for offset in range(pool_size):  # one window offset at a time: no (B, Lout, pool, C)
+        steps = starts + offset
+        real = (steps >= 0) & (steps < x.shape[1])
+        y[:, real] += x[:, steps[real]]
+    y /= counts.astype(x.dtype)[None, :, None]
+    return y
+
+
+# grad_y: (B, Lout, C) -> grad_x: (B, L, C)
+def _average_pool1d_backward(grad_y, length, pool_size, strides, padding):
+    starts, counts = _average_windows(length, pool_size, strides, padding)
+    share = grad_y / counts.astype(grad_y.dtype)[None, :, None]
+    grad_x = np.zeros((grad_y.shape[0], length, grad_y.shape[2]), dtype=grad_y.dtype)
+    for offset in range(pool_size):
+        steps = starts + offset
+        real = (steps >= 0) & (steps < length)
+        # one offset never meets a step twice (strides >= 1): plain indexed adds are exact
+        grad_x[:, steps[real]] += share[:, real]
+    return grad_x
+
+
+class AveragePooling1D(_Pooling1D):
+    """Mean over windows of ``pool_size`` steps; a 'same' window at an edge averages only
+    its real steps (Keras: the window sum over the count of real entries)."""
+
+    # x: (B, L, C) -> y: (B, Lout, C)
+    def forward(self, x, mask=None, training=False):
+        self._check_input(x)
+        self._check_length(x.shape[1])
+        y = self.ops.apply(_average_pool1d_forward, x, self.pool_size, self.strides,
+                           self.padding)
+        self._cache = x.shape[1] if training else None
+        return y
+
+    def backward(self, grad_y, need_input_grad=True):
+        length, self._cache = self._cache, None
+        if not need_input_grad:
+            return None
+        return self.ops.apply(_average_pool1d_backward, grad_y, length, self.pool_size,
+                              self.strides, self.padding)
 
 
 class _GlobalPooling1D(Layer):
@@ -151,5 +220,6 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
 
 # Keras's aliases
 MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
 GlobalAvgPool1D = GlobalAveragePool1D = GlobalAveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D

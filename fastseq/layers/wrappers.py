@@ -1,4 +1,5 @@
-"""Bidirectional: a recurrent layer run forwards and backwards over the sequence, merged.
+"""The wrappers: Bidirectional (a recurrent layer run both ways over the sequence, merged)
+and TimeDistributed (a layer applied to every step).
 
 Keras 3's semantics (keras/src/layers/rnn/bidirectional.py): the forward layer is a fresh
 copy of the given layer named ``forward_<name>``; the backward layer is ``backward_layer``
@@ -8,12 +9,15 @@ output zeros in both directions (Keras forces ``zero_output_for_mask`` there). M
 concat (last axis), sum, mul, ave, or None (a list of both). With ``return_state`` the
 output is followed by the forward layer's states, then the backward layer's. Weights: the
 forward layer's, then the backward layer's.
+
+TimeDistributed (keras/src/layers/rnn/time_distributed.py): the inner layer on every step;
+Keras loops over the steps, fastseq folds them into the batch (one call, same results).
 """
 import numpy as np
 
 from .base import Layer, assign_checked, deserialize, serialize
 
-__all__ = ["Bidirectional"]
+__all__ = ["Bidirectional", "TimeDistributed"]
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -29,7 +33,56 @@ def _without_prefix(name, prefix):
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-class Bidirectional(Layer):
+class Wrapper(Layer):
+    """A layer around other layers (``_sublayers()``): their weights are its weights."""
+
+    def _sublayers(self):
+        raise NotImplementedError
+
+    @property
+    def weights(self):
+        return [v for layer in self._sublayers() for v in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for layer in self._sublayers() for v in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for layer in self._sublayers() for v in layer.non_trainable_weights]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _set_ops(self, ops):
+        self._ops = ops
+        for layer in self._sublayers():
+            layer._set_ops(ops)
+
+    def get_weights(self):
+        return [w for layer in self._sublayers() for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        assign_checked(self.weights, weights, "layer", self.name, self.built)
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer {self.name!r}, but the "
+                             "layer isn't built.")
+        return sum(layer.count_params() for layer in self._sublayers())
+
+    def _training_changes_forward(self):
+        return any(layer._training_changes_forward() for layer in self._sublayers())
+
+
+class Bidirectional(Wrapper):
     """``Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)``
     over LSTM, GRU or SimpleRNN (or any layer with their ``go_backwards`` /
     ``return_sequences`` / ``return_state`` attributes)."""
@@ -85,48 +138,8 @@ class Bidirectional(Layer):
             forward._initial_weights = weights[:half]
             backward._initial_weights = weights[half:]
 
-    # ----- the two layers' weights are this layer's
     def _sublayers(self):
         return (self.forward_layer, self.backward_layer)
-
-    @property
-    def weights(self):
-        return [v for layer in self._sublayers() for v in layer.weights]
-
-    @property
-    def trainable_weights(self):
-        return [v for layer in self._sublayers() for v in layer.trainable_weights]
-
-    @property
-    def non_trainable_weights(self):
-        return [v for layer in self._sublayers() for v in layer.non_trainable_weights]
-
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        self._trainable = bool(value)
-        for layer in self._sublayers():
-            layer.trainable = value
-
-    def _set_ops(self, ops):
-        self._ops = ops
-        for layer in self._sublayers():
-            layer._set_ops(ops)
-
-    def get_weights(self):
-        return [w for layer in self._sublayers() for w in layer.get_weights()]
-
-    def set_weights(self, weights):
-        assign_checked(self.weights, weights, "layer", self.name, self.built)
-
-    def count_params(self):
-        if not self.built:
-            raise ValueError(f"You tried to call count_params on layer {self.name!r}, but the "
-                             "layer isn't built.")
-        return sum(layer.count_params() for layer in self._sublayers())
 
     # ----- shapes and masks
     def build(self, input_shape):
@@ -149,9 +162,6 @@ class Bidirectional(Layer):
         if self.return_sequences and self.merge_mode is not None and not self.return_state:
             return mask
         return None
-
-    def _training_changes_forward(self):
-        return any(layer._training_changes_forward() for layer in self._sublayers())
 
     # ----- forward / backward
     # x: (B, T, D) -> (B, T, 2u) (concat, return_sequences) or (B, 2u); [+ states]
@@ -262,4 +272,83 @@ class Bidirectional(Layer):
         backward = config.pop("backward_layer", None)
         if backward is not None:
             config["backward_layer"] = deserialize(backward, custom_objects=custom_objects)
+        return cls(**config)
+
+
+class TimeDistributed(Wrapper):
+    """``TimeDistributed(layer)``: ``layer`` applied to every step of a (batch, time, ...)
+    input, the time axis folded into the batch (one call, the same weights at every step;
+    the weights are the inner layer's). The mask is passed on as Keras (its steps beyond
+    (batch, time), if any, go to the inner layer)."""
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError("Please initialize `TimeDistributed` layer with a fastseq Layer "
+                             f"instance. Received: {layer!r}")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"TimeDistributed: the wrapped layer {layer.name!r} must have one "
+                             "output (return_state=True gives several)")
+        kwargs.setdefault("dtype", layer.dtype)  # computes in the wrapped layer's dtype
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def _sublayers(self):
+        return (self.layer,)
+
+    @staticmethod
+    def _child_shape(input_shape):
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 3:
+            raise ValueError("`TimeDistributed` Layer should be passed an `input_shape` with at "
+                             f"least 3 dimensions, received: {input_shape}")
+        return (input_shape[0],) + tuple(input_shape[2:])
+
+    def build(self, input_shape):
+        self.layer._build_for(self._child_shape(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        child = self.layer.compute_output_shape(self._child_shape(input_shape))
+        if isinstance(child, list):
+            raise ValueError(f"TimeDistributed: the wrapped layer {self.layer.name!r} must have "
+                             "one output")
+        return (child[0], input_shape[1]) + tuple(child[1:])
+
+    # x: (B, T, ...) -> (B, T, ...inner output)
+    def forward(self, x, mask=None, training=False):
+        batch, steps = x.shape[0], x.shape[1]
+        if x.ndim < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} expects inputs of at least 3 "
+                             f"dimensions (batch, time, ...), got shape {tuple(x.shape)}")
+        inner_mask = None
+        if mask is not None:
+            if tuple(mask.shape[:2]) != (batch, steps):
+                raise ValueError("`TimeDistributed` Layer should be passed a `mask` of shape "
+                                 f"({batch}, {steps}, ...), received: mask.shape={mask.shape}")
+            if mask.ndim > 2:  # a mask over the inner layer's own steps
+                inner_mask = mask.reshape((batch * steps,) + tuple(mask.shape[2:]))
+        folded = self.ops.contiguous(x).reshape((batch * steps,) + tuple(x.shape[2:]))
+        y = self.layer.forward(folded, mask=inner_mask, training=training)
+        if training:
+            self._cache = tuple(x.shape)
+        return y.reshape((batch, steps) + tuple(y.shape[1:]))
+
+    def backward(self, grad_y, need_input_grad=True):
+        x_shape, self._cache = self._cache, None
+        batch, steps = x_shape[:2]
+        grad = self.ops.contiguous(grad_y).reshape((batch * steps,) + tuple(grad_y.shape[2:]))
+        grad_x = self.layer.backward(grad, need_input_grad=need_input_grad)
+        if not need_input_grad:
+            return None
+        return grad_x.reshape(x_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = serialize(self.layer)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("batch_input_shape"), list):
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        config["layer"] = deserialize(config["layer"], custom_objects=custom_objects)
         return cls(**config)
