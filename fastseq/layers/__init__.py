@@ -8,6 +8,8 @@ from .convolutional import Conv1D, Convolution1D
 from .core import Activation, Dense, Dropout, Flatten
 from .embedding import Embedding
 from .input_layer import Input, InputLayer
+from .lambda_layer import Lambda
+from .masking import Masking
 from .merging import (
     Add,
     Average,
@@ -26,7 +28,10 @@ from .merging import (
     multiply,
     subtract,
 )
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
+    AveragePooling1D,
+    AvgPool1D,
     GlobalAveragePool1D,
     GlobalAveragePooling1D,
     GlobalAvgPool1D,
@@ -36,7 +41,9 @@ from .pooling import (
     MaxPooling1D,
 )
 from .recurrent import GRU, LSTM, SimpleRNN
-from .wrappers import Bidirectional
+from .regularization import SpatialDropout1D
+from .reshaping import Permute, RepeatVector, Reshape
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "Dense", "Dropout", "Flatten", "Activation", "Embedding", "LSTM", "GRU",
@@ -47,4 +54,6 @@ __all__ = [
     "Input", "InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
     "Concatenate", "Dot", "add", "subtract", "multiply", "average", "maximum", "minimum",
     "concatenate", "dot",
+    "SpatialDropout1D", "AveragePooling1D", "AvgPool1D", "TimeDistributed", "Masking",
+    "BatchNormalization", "LayerNormalization", "Reshape", "Permute", "RepeatVector", "Lambda",
 ]

@@ -15,7 +15,6 @@ import numpy as np
 from fastseq import initializers as _initializers
 
 from .base import Layer
-from .core import _reject_unsupported
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 
@@ -110,8 +109,17 @@ def _param_grads(grad_y, x_hat, reduce, param_shape, scale, center):
 
 
 class _Normalization(Layer):
-    """What BatchNormalization and LayerNormalization share: gamma / beta and their
-    gradients."""
+    """What BatchNormalization and LayerNormalization share: gamma / beta (with their
+    regularizers and constraints) and their gradients."""
+
+    def _add_gamma(self, shape):
+        return self.add_weight("gamma", shape, self.gamma_initializer,
+                               regularizer=self.gamma_regularizer,
+                               constraint=self.gamma_constraint)
+
+    def _add_beta(self, shape):
+        return self.add_weight("beta", shape, self.beta_initializer,
+                               regularizer=self.beta_regularizer, constraint=self.beta_constraint)
 
     def _param(self, var, shape):
         return None if var is None else var.data.reshape(shape)
@@ -136,9 +144,10 @@ class BatchNormalization(_Normalization):
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
                  gamma_constraint=None, synchronized=False, **kwargs):
         super().__init__(**kwargs)
-        _reject_unsupported("BatchNormalization", beta_regularizer=beta_regularizer,
-                            gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self._set_weight_options(beta_regularizer=beta_regularizer,
+                                 gamma_regularizer=gamma_regularizer,
+                                 beta_constraint=beta_constraint,
+                                 gamma_constraint=gamma_constraint)
         if synchronized:
             raise ValueError("Argument synchronized=True is only supported with the "
                              "TensorFlow backend.")
@@ -164,9 +173,9 @@ class BatchNormalization(_Normalization):
             raise ValueError(f"BatchNormalization {self.name!r}: axis {self.axis} of the input "
                              f"shape {tuple(input_shape)} must be defined, found None")
         if self.scale:
-            self.gamma = self.add_weight("gamma", (size,), self.gamma_initializer)
+            self.gamma = self._add_gamma((size,))
         if self.center:
-            self.beta = self.add_weight("beta", (size,), self.beta_initializer)
+            self.beta = self._add_beta((size,))
         self.moving_mean = self.add_weight("moving_mean", (size,),
                                            self.moving_mean_initializer, trainable=False)
         self.moving_variance = self.add_weight("moving_variance", (size,),
@@ -249,8 +258,6 @@ class BatchNormalization(_Normalization):
             "moving_mean_initializer": _initializers.serialize(self.moving_mean_initializer),
             "moving_variance_initializer": _initializers.serialize(
                 self.moving_variance_initializer),
-            "beta_regularizer": None, "gamma_regularizer": None,
-            "beta_constraint": None, "gamma_constraint": None,
             "synchronized": False,
         })
         return config
@@ -288,9 +295,10 @@ class LayerNormalization(_Normalization):
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
                  **kwargs):
         super().__init__(**kwargs)
-        _reject_unsupported("LayerNormalization", beta_regularizer=beta_regularizer,
-                            gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self._set_weight_options(beta_regularizer=beta_regularizer,
+                                 gamma_regularizer=gamma_regularizer,
+                                 beta_constraint=beta_constraint,
+                                 gamma_constraint=gamma_constraint)
         if rms_scaling:
             raise NotImplementedError("LayerNormalization: rms_scaling=True is not supported "
                                       "by fastseq")
@@ -332,9 +340,9 @@ class LayerNormalization(_Normalization):
                              f"{self.axis} of the input shape {tuple(input_shape)} must be "
                              "defined")
         if self.scale:
-            self.gamma = self.add_weight("gamma", shape, self.gamma_initializer)
+            self.gamma = self._add_gamma(shape)
         if self.center:
-            self.beta = self.add_weight("beta", shape, self.beta_initializer)
+            self.beta = self._add_beta(shape)
         if not isinstance(self.axis, list):
             self.axis = [self.axis]  # Keras: a list once built (get_config shows it)
 
@@ -377,7 +385,5 @@ class LayerNormalization(_Normalization):
             "rms_scaling": self.rms_scaling,
             "beta_initializer": _initializers.serialize(self.beta_initializer),
             "gamma_initializer": _initializers.serialize(self.gamma_initializer),
-            "beta_regularizer": None, "gamma_regularizer": None,
-            "beta_constraint": None, "gamma_constraint": None,
         })
         return config
