@@ -138,6 +138,8 @@ def test_spatial_dropout_config_mask_and_bad_input():
     # x = 1, 2, 3, 4, 5
     (2, None, "valid", [1.5, 3.5]),
     (2, 1, "valid", [1.5, 2.5, 3.5, 4.5]),
+    # Keras's docstring example: pool 2, strides 1, same: the last window holds 5 alone
+    (2, 1, "same", [1.5, 2.5, 3.5, 4.5, 5.0]),
     # same, strides 2: Lout 3, total pad 1 on the right: windows [1,2], [3,4], [5]
     (2, None, "same", [1.5, 3.5, 5.0]),
     # same, pool 3, strides 1: pad 1 left, 1 right; edge windows average 2 real steps
@@ -708,6 +710,37 @@ def test_masks_flow_through_the_new_layers_in_a_model():
     ops_model.set_weights(model.get_weights())
     np.testing.assert_allclose(y_full[0], ops_model.predict(short, verbose=0)[0], rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking")  # Permute after Masking
+def test_the_new_layers_in_a_functional_model(tmp_path):
+    from fastseq.layers import Concatenate
+    from fastseq.models import Model
+
+    rng = _rng(30)
+    x = rng.standard_normal((8, 6, 4)).astype(np.float32)
+    x[:3, 4:] = 0.0
+    y = rng.random((8, 1)).astype(np.float32)
+    set_random_seed(5)
+    inputs = fastseq.Input(shape=(6, 4))
+    h = Masking()(inputs)
+    h = BatchNormalization()(h)
+    h = TimeDistributed(Dense(3))(h)
+    h = LayerNormalization()(h)
+    h = SpatialDropout1D(0.2)(h)
+    recurrent = LSTM(2)(h)
+    pooled = Reshape((-1,))(AveragePooling1D(2)(Permute((1, 2))(h)))
+    both = Concatenate()([recurrent, Dense(2)(pooled)])
+    model = Model(inputs, Dense(1)(both))
+    assert model.output_shape == (None, 1)
+    model.compile("adam", "mse")
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    path = tmp_path / "functional.keras"
+    model.save(path)
+    loaded = load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-7)
 
 
 # ---------------------------------------------------------------- every backend
