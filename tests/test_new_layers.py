@@ -228,6 +228,17 @@ def test_time_distributed_conv1d_folds_time_into_the_batch():
         np.testing.assert_allclose(y[:, t], inner(x[:, t]), rtol=1e-5, atol=1e-6)
 
 
+def test_time_distributed_embedding_takes_integer_inputs():
+    x = _rng(31).integers(1, 9, (4, 3, 5))  # (batch, sentences, words)
+    y = _rng(32).random((4, 1)).astype(np.float32)
+    model = Sequential([TimeDistributed(Embedding(10, 2), input_shape=(3, 5)),
+                        Reshape((3, 10)), LSTM(2), Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    table = model.layers[0].get_weights()[0]
+    np.testing.assert_array_equal(model.layers[0](x), table[x])
+
+
 def test_time_distributed_gradients():
     x = _rng(2).standard_normal((2, 3, 4))
     layer = _built(TimeDistributed(Dense(3, activation="sigmoid", dtype="float64")), x.shape)

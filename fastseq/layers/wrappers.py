@@ -291,6 +291,7 @@ class TimeDistributed(Wrapper):
         kwargs.setdefault("dtype", layer.dtype)  # computes in the wrapped layer's dtype
         super().__init__(**kwargs)
         self.layer = layer
+        self._takes_indices = layer._takes_indices  # TimeDistributed(Embedding): int inputs
 
     def _sublayers(self):
         return (self.layer,)
