@@ -139,6 +139,17 @@ def _metric_config(metrics):
     return one(metrics)
 
 
+def _bucketed(x, y, sample_weight, batch_size):
+    """``bucket_by_length=True``: ragged sequences as a Sequence of length-sorted batches."""
+    from fastseq.utils.bucketing import bucket_by_length
+
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        raise ValueError("bucket_by_length=True takes x as a list of ragged sequences (token "
+                         f"ids), got a padded array of shape {x.shape}")
+    return bucket_by_length(x, y, batch_size=positive_int(batch_size, "batch_size"),
+                            sample_weight=sample_weight)
+
+
 def _string_array(x, name):
     """Text input (a list or array of str, e.g. for TextVectorization), as an array."""
     x = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
@@ -1189,6 +1200,14 @@ class Model:
         (total loss, per-output losses, outputs, output masks). A data-parallel worker
         calls this, exchanges the grads, then :meth:`_apply_step`."""
         self._fusion()  # before the forward pass: the output layers keep their logits
+        on_path, needs = self._grad_plan()
+        for step, on in zip(self._steps, on_path):
+            if on and not step.layer._differentiable and any(needs[s] for s in step.inputs):
+                raise RuntimeError(
+                    f"{type(step.layer).__name__} layer {step.layer.name!r} cannot be trained "
+                    "through: it has no backward pass and there are trainable layers below it. "
+                    "Freeze them (trainable=False) or use it for inference only; nothing was "
+                    "changed")
         for var in self.trainable_weights:
             var.grad = None
         y_preds, masks = self._forward(xs, training=True)
@@ -1383,7 +1402,8 @@ class Model:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1, workers=None,
-            use_multiprocessing=None, max_queue_size=None, **kwargs):
+            use_multiprocessing=None, max_queue_size=None, bucket_by_length=False,
+            **kwargs):
         """Train for ``epochs`` epochs; returns the History (``.history`` holds ``loss``,
         the metrics and their ``val_`` versions).
 
@@ -1392,7 +1412,12 @@ class Model:
         :class:`fastseq.utils.Sequence` (Keras's ``PyDataset``): then the batches are
         prepared in the background (``workers`` threads, a queue of ``max_queue_size``)
         while the current one trains, ``steps_per_epoch`` / ``validation_steps`` bound
-        each epoch, and a generator goes on where the previous epoch stopped (Keras)."""
+        each epoch, and a generator goes on where the previous epoch stopped (Keras).
+
+        ``bucket_by_length=True`` with ``x`` a list of ragged sequences (token ids) batches
+        sequences of similar length together, each batch padded ("post") only to its own
+        longest (:func:`fastseq.utils.bucket_by_length`); with ``mask_zero`` every sample
+        gets the result it would padded to one length, for far less padding."""
         from fastseq import callbacks as _callbacks
 
         if "nb_epoch" in kwargs:
@@ -1411,6 +1436,12 @@ class Model:
             steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
         feed = dict(workers=workers, use_multiprocessing=use_multiprocessing,
                     max_queue_size=max_queue_size)
+        if bucket_by_length:
+            x, y, sample_weight = _bucketed(x, y, sample_weight, batch_size), None, None
+            if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+                val_sw = validation_data[2] if len(validation_data) == 3 else None
+                validation_data = _bucketed(validation_data[0], validation_data[1], val_sw,
+                                            validation_batch_size or batch_size)
 
         source = self._batch_source(x, y, sample_weight, "fit", steps_per_epoch,
                                     shuffle=bool(shuffle), **feed)
@@ -1542,9 +1573,16 @@ class Model:
 
     # ------------------------------------------------------------------ evaluate / predict
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False, **kwargs):
-        """Loss, or [loss, *metrics], over (x, y); batch-size-weighted as Keras."""
+                 steps=None, callbacks=None, return_dict=False, bucket_by_length=False,
+                 **kwargs):
+        """Loss, or [loss, *metrics], over (x, y); batch-size-weighted as Keras. ``x`` may
+        be a generator / Sequence (see :meth:`fit`), or ragged sequences with
+        ``bucket_by_length=True``."""
         from fastseq import callbacks as _callbacks
+
+        if bucket_by_length:
+            x = _bucketed(x, y, sample_weight, 32 if batch_size is None else batch_size)
+            y = sample_weight = None
 
         feed = {k: kwargs.pop(k) for k in ("workers", "use_multiprocessing", "max_queue_size")
                 if k in kwargs}
@@ -1585,8 +1623,18 @@ class Model:
             return logs["loss"]
         return [logs[name] for name in names]
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """The model's output for ``x`` (inference: no dropout, no training caches)."""
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None,
+                bucket_by_length=False, **kwargs):
+        """The model's output for ``x`` (inference: no dropout, no training caches). ``x``
+        may be a generator / Sequence (see :meth:`fit`), or ragged sequences with
+        ``bucket_by_length=True`` (outputs in the order of ``x``)."""
+        if bucket_by_length:
+            batches = _bucketed(x, None, None, 32 if batch_size is None else batch_size)
+            out = self.predict(batches, verbose=verbose, steps=steps, callbacks=callbacks,
+                               **kwargs)
+            if isinstance(out, list):
+                return [batches.restore_order(o) for o in out]
+            return batches.restore_order(out)
         feed = {k: kwargs.pop(k) for k in ("workers", "use_multiprocessing", "max_queue_size")
                 if k in kwargs}
         if kwargs:

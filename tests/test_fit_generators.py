@@ -183,3 +183,28 @@ def test_memory_mapped_inputs_are_read_batch_by_batch(tmp_path):
     bad[3, 2] = 99  # out of the Embedding's range: found when its batch is read
     with pytest.raises(IndexError, match="99"):
         b.predict(bad, batch_size=8)
+
+
+def test_bucket_by_length_gives_the_padded_results_per_sample():
+    """Ragged sequences in length-sorted batches, each padded to its own longest: with
+    mask_zero the predictions equal the run padded to one length, in the input's order;
+    fit takes them too."""
+    from fastseq.layers import LSTM, Embedding
+    from fastseq.preprocessing.sequence import pad_sequences
+
+    rng = np.random.default_rng(11)
+    ragged = [list(rng.integers(1, 30, rng.integers(1, 12))) for _ in range(37)]
+    y = rng.integers(0, 2, (37, 1)).astype(np.float32)
+    m = Sequential([Embedding(30, 4, mask_zero=True), LSTM(3), Dense(1, activation="sigmoid")])
+    m.compile("adam", "binary_crossentropy")
+    padded = pad_sequences(ragged, maxlen=12, padding="post")
+    want = m.predict(padded, batch_size=8)
+    got = m.predict(ragged, batch_size=8, bucket_by_length=True)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.evaluate(ragged, y, bucket_by_length=True, verbose=0),
+                               m.evaluate(padded, y, verbose=0), rtol=1e-5)
+    history = m.fit(ragged, y, batch_size=8, epochs=2, bucket_by_length=True, verbose=0,
+                    validation_data=(ragged, y))
+    assert len(history.history["val_loss"]) == 2
+    with pytest.raises(ValueError, match="ragged"):
+        m.predict(padded, bucket_by_length=True)

@@ -160,3 +160,22 @@ def test_constraints_hold_after_every_update():
     assert (model.layers[0].kernel.value >= 0).all()
     norms = np.sqrt(np.sum(model.layers[1].kernel.value ** 2, axis=0))
     assert (norms <= 0.5 + 1e-6).all()
+
+
+def test_activity_penalty_on_a_fused_sigmoid_output():
+    """The activity penalty of an output layer whose sigmoid the loss takes as logits:
+    the gradient is still exact (fusion is off for that layer)."""
+    model = Sequential([Dense(3, activation="tanh", input_shape=(4,), dtype=F64),
+                        Dense(1, activation="sigmoid", activity_regularizer=L2(0.3),
+                              dtype=F64)])
+    model.compile("sgd", "binary_crossentropy")
+    x, y = binary_data()
+
+    def loss():
+        return model.test_on_batch(x, y)
+
+    before = [v.value.copy() for v in model.trainable_weights]
+    numeric = [_numeric_grad(loss, v.value) for v in model.trainable_weights]
+    model.train_on_batch(x, y)
+    for b, var, g in zip(before, model.trainable_weights, numeric):
+        np.testing.assert_allclose(b - var.value, 0.01 * g, rtol=1e-5, atol=1e-10)

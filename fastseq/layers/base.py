@@ -102,6 +102,7 @@ class Layer:
     _mask_policy = "pass"
     _takes_indices = False  # integer inputs (Embedding): never cast to the float dtype
     _takes_strings = False  # text inputs (TextVectorization): kept as strings on the host
+    _differentiable = True  # False: no backward (Lambda); a model refuses to train through it
     # a subclass's <weight>_regularizer / <weight>_constraint keywords (_set_weight_options)
     _weight_option_keys = ()
 

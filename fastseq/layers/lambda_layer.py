@@ -88,6 +88,8 @@ class Lambda(Layer):
     (an incoming mask is dropped, with a warning, as Keras), a function ``(x, mask) ->
     mask``, or a fixed mask."""
 
+    _differentiable = False  # the model refuses to train through it, before any step
+
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
         if not callable(function):
