@@ -928,6 +928,7 @@ class Model:
     # forward / backward / compute_mask below, and keeps this model's run state as the
     # call's `_cache`, so a model called twice keeps one state per call.
     _takes_strings = False
+    _differentiable = True
     _keep_logits = False
     _last_logits = None
     _batch_input_shape = None
