@@ -139,6 +139,22 @@ def _metric_config(metrics):
     return one(metrics)
 
 
+# layers that act on each time step alone (or skip masked ones), passing the mask on
+_MASKED_SEQUENCE_LAYERS = ("Dropout", "SpatialDropout1D", "Dense", "Activation",
+                           "LayerNormalization", "BatchNormalization", "TimeDistributed")
+_RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
+
+
+def _trim_padding(x):
+    """x (B, T) token ids without the columns that are padding (0) in every row at its
+    start and end."""
+    real = (x != 0).any(axis=0)
+    if not real.any():
+        return x[:, :1]
+    steps = np.flatnonzero(real)
+    return np.ascontiguousarray(x[:, steps[0]:steps[-1] + 1])
+
+
 def _bucketed(x, y, sample_weight, batch_size):
     """``bucket_by_length=True``: ragged sequences as a Sequence of length-sorted batches."""
     from fastseq.utils.bucketing import bucket_by_length
@@ -1321,12 +1337,58 @@ class Model:
         return outputs
 
     def _predict_arrays(self, xs, batch_size, callbacks=None):
-        outputs = self._predict_batches(self._array_batches(xs, [None] * len(xs),
-                                                            [None] * len(xs), batch_size),
-                                        callbacks)
+        order = self._length_order(xs)
+        if order is not None:
+            # masked padding trimmed: samples sorted by the span of their tokens, each
+            # batch cut to its own first and last real step (per-sample results unchanged)
+            batches = (([_trim_padding(x)], None, None) for (x,), _, _ in self._array_batches(
+                xs, [None], [None], batch_size, order))
+        else:
+            batches = self._array_batches(xs, [None] * len(xs), [None] * len(xs), batch_size)
+        outputs = self._predict_batches(batches, callbacks)
         if outputs is None:  # no samples
             outputs = self._forward_numpy([np.asarray(a[:0]) for a in xs])
+        elif order is not None:
+            for out in outputs:
+                out[order] = out.copy()
         return outputs[0] if self._single_output else outputs
+
+    def _length_order(self, xs):
+        """For a model whose padding is masked away (Embedding(mask_zero=True) first, then
+        only layers that skip masked steps, until the time axis is reduced), the order of
+        the samples by the span of their real tokens; else None."""
+        if len(xs) != 1 or isinstance(xs[0], np.memmap) or xs[0].ndim != 2 \
+                or len(xs[0]) < 2 or not self._padding_is_masked():
+            return None
+        x = xs[0]
+        real = x != 0
+        first = np.argmax(real, axis=1)
+        last = x.shape[1] - np.argmax(real[:, ::-1], axis=1)
+        span = np.where(real.any(axis=1), last - first, 0)
+        return np.argsort(span, kind="stable")
+
+    def _padding_is_masked(self):
+        """True when trimming steps that are masked in every sample of a batch cannot
+        change any output (see :meth:`_length_order`); Sequential models only."""
+        if not isinstance(self, Sequential) or not self._layers:
+            return False
+        first = self._layers[0]
+        if type(first).__name__ != "Embedding" or not getattr(first, "mask_zero", False):
+            return False
+        for layer in self._layers[1:]:
+            kind = type(layer).__name__
+            if kind in _MASKED_SEQUENCE_LAYERS:
+                continue
+            if kind in _RECURRENT_LAYERS or kind == "Bidirectional":
+                if getattr(layer, "return_state", False):
+                    return False
+                if not layer.return_sequences:
+                    return True  # the time axis is gone: anything may follow
+                continue
+            if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+                return True
+            return False
+        return False
 
     def _evaluate_batches(self, batches, callbacks=None):
         """Loss (batch-size-weighted mean) and metrics over the batches, no training
@@ -1603,7 +1665,10 @@ class Model:
                 count = -(-len(xs[0]) // batch_size)
                 if steps is not None:
                     count = min(count, steps)
-                batches = self._array_batches(xs, ys, sws, batch_size, limit=steps)
+                order = self._length_order(xs) if steps is None else None
+                batches = self._array_batches(xs, ys, sws, batch_size, order, limit=steps)
+                if order is not None:  # masked padding trimmed, as in predict
+                    batches = (([_trim_padding(xb[0])], yb, swb) for xb, yb, swb in batches)
             callback_list = _callbacks.CallbackList(
                 callbacks, model=self, add_history=False, add_progbar=verbose != 0,
                 verbose=verbose, epochs=1, steps=count,

@@ -208,3 +208,34 @@ def test_bucket_by_length_gives_the_padded_results_per_sample():
     assert len(history.history["val_loss"]) == 2
     with pytest.raises(ValueError, match="ragged"):
         m.predict(padded, bucket_by_length=True)
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_predict_trims_masked_padding_with_the_same_results(padding):
+    """Issue 16: a model whose padding is masked predicts length-sorted batches cut to
+    their own real steps; per-sample results equal the untrimmed run."""
+    from fastseq.layers import GRU, LSTM, Bidirectional, Embedding, GlobalAveragePooling1D
+    from fastseq.preprocessing.sequence import pad_sequences
+
+    rng = np.random.default_rng(12)
+    ragged = [list(rng.integers(1, 30, rng.integers(0, 15))) for _ in range(45)]
+    x = pad_sequences(ragged, maxlen=15, padding=padding)
+    models = [
+        Sequential([Embedding(30, 4, mask_zero=True, input_length=15), LSTM(3),
+                    Dense(1, activation="sigmoid")]),
+        Sequential([Embedding(30, 4, mask_zero=True), Bidirectional(GRU(3, return_sequences=True)),
+                    GlobalAveragePooling1D(), Dense(2, activation="softmax")]),
+    ]
+    for m in models:
+        assert m._padding_is_masked() and m._length_order([x]) is not None
+        whole = m(x)  # one batch, nothing trimmed
+        np.testing.assert_allclose(m.predict(x, batch_size=8), whole, rtol=1e-5, atol=1e-6)
+        y = rng.integers(0, 2, (45, m.output_shape[-1])).astype(np.float32)
+        m.compile("sgd", "mse", metrics=["mae"])
+        got = m.evaluate(x, y, batch_size=8, verbose=0)
+        m._length_order = lambda xs: None  # the untrimmed, unsorted evaluation
+        np.testing.assert_allclose(got, m.evaluate(x, y, batch_size=8, verbose=0), rtol=1e-6)
+    unmasked = Sequential([Embedding(30, 4, input_length=15), LSTM(3), Dense(1)])
+    assert not unmasked._padding_is_masked()
+    sequences_out = Sequential([Embedding(30, 4, mask_zero=True), LSTM(3, return_sequences=True)])
+    assert not sequences_out._padding_is_masked()
