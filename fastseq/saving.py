@@ -25,14 +25,22 @@ Models (``save_model`` / ``load_model``):
   ``{'class_name': 'Sequential', 'config': model.get_config()}``) and ``training_config``
   (loss, metrics, ``optimizer_config``), groups ``model_weights`` (the weights layout above)
   and ``optimizer_weights`` (the optimizer state, plus ``fastseq_slot_owners``).
-- anything else (``*.keras`` by convention): a zip archive with ``metadata.json``,
-  ``config.json`` (``class_name``, ``config``, ``compile_config``), ``model.weights.npz``
-  (the npz weights format) and ``optimizer.npz`` (state arrays with their names and the
-  weights they belong to). This is fastseq's own archive: Keras cannot read it.
+- ``*.keras``: Keras 3's archive, which ``keras.models.load_model`` reads: ``metadata.json``,
+  ``config.json`` (Keras 3's config of the model, with ``build_config`` and
+  ``compile_config``: the translation is fastseq/_keras3_config.py) and ``model.weights.h5``
+  (the ``*.weights.h5`` layout above plus the optimizer's variables under
+  ``optimizer/vars``, in Keras's order). ``.keras`` files written by Keras 3 load the same
+  way. A model Keras cannot rebuild (a layer class Keras lacks) is written as the archive
+  below instead, with a warning.
+- anything else: fastseq's own zip archive with ``metadata.json``, ``config.json``
+  (``class_name``, ``config``, ``compile_config``), ``model.weights.npz`` (the npz weights
+  format) and ``optimizer.npz`` (state arrays with their names and the weights they belong
+  to). Keras cannot read it.
 
 Integrity: fastseq stores a SHA-256 checksum of every weight (and optimizer slot) it writes,
-computed over the array's bytes in C order, little-endian: in HDF5 files as a string
-attribute ``fastseq_sha256`` on each dataset, in npz files (``.npz``, and the npz members of
+computed over the array's bytes in C order, little-endian: in HDF5 files (also the weights
+inside a ``.keras`` file; Keras ignores the attribute) as a string attribute
+``fastseq_sha256`` on each dataset, in npz files (``.npz``, and the npz members of
 a ``.keras`` archive) as ``"sha256"`` in the ``__fastseq__`` metadata, next to the zip's own
 CRC-32 of each member. Loading recomputes it and raises ValueError naming the file and the
 weight when the data no longer match (HDF5 itself keeps no checksum of the data, so a
@@ -67,6 +75,8 @@ import zipfile
 
 import numpy as np
 
+from fastseq import _keras3_config as _k3
+
 __all__ = ["save_weights", "load_weights", "save_model", "load_model", "atomic_write_path"]
 
 FORMAT_VERSION = 1
@@ -82,6 +92,8 @@ _HDF5_OBJECT_HEADER_LIMIT = 64512
 _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 # The HDF5 attribute (on each dataset) holding the hex SHA-256 of the dataset's data.
 _CHECKSUM_ATTR = "fastseq_sha256"
+# The weights member of a Keras 3 .keras archive.
+_KERAS3_WEIGHTS = "model.weights.h5"
 
 
 # ------------------------------------------------------------------ small helpers
@@ -183,11 +195,12 @@ def _create_checked_dataset(group, name, value):
     return ds
 
 
-def _read_dataset(ds, what=None):
-    """A dataset's array, checked against its ``fastseq_sha256`` attribute when it has one."""
+def _read_dataset(ds, what=None, path=None):
+    """A dataset's array, checked against its ``fastseq_sha256`` attribute when it has one;
+    ``path`` names the file in errors (an HDF5 file read from memory has no name)."""
     value = np.asarray(ds[()])
     expected = ds.attrs[_CHECKSUM_ATTR] if _CHECKSUM_ATTR in ds.attrs else None
-    return _verify(ds.file.filename, what or f"weight {ds.name!r}", value, expected)
+    return _verify(path or ds.file.filename, what or f"weight {ds.name!r}", value, expected)
 
 
 def _zip_member(zf, filepath, name):
@@ -606,29 +619,27 @@ def _write_keras3_layer(g, layer):
         _create_checked_dataset(own, str(i), var.value)
 
 
-def _read_keras3_weights(f, model):
+def _keras3_datasets(g, out):
+    """``g``'s weight datasets in Keras 3's order: its own vars, then its sub-objects'
+    (an RNN's cell; a Bidirectional's forward layer, then its backward layer)."""
+    if "vars" in g:
+        v = g["vars"]
+        out.extend(v[k] for k in sorted(v, key=int))
+    first = {"forward_layer": 0, "backward_layer": 1}
+    for child in sorted((k for k in g if k != "vars"), key=lambda k: (first.get(k, 2), k)):
+        if hasattr(g[child], "keys"):
+            _keras3_datasets(g[child], out)
+    return out
+
+
+def _read_keras3_weights(f, model, path=None):
+    """[(layers/<key>, [arrays])] for the model's layers with weights, from Keras 3's layout;
+    each array checked against its checksum, named by its dataset, the layer and the
+    model's name for the weight."""
     layers_group = f["layers"]
-
-    def collect(g, values, owner=None):
-        # the group's own vars, then its sub-objects' (an LSTM's cell), as Keras 3 stores
-        if "vars" in g:
-            v = g["vars"]
-            if owner is None:  # fastseq names the layer in its vars group: the top one's
-                owner = v.attrs.get("name")
-                owner = owner.decode("utf8") if isinstance(owner, bytes) else owner
-            for k in sorted(v, key=int):
-                what = f"weight {v[k].name!r}" + (f" (layer {owner!r})" if owner else "")
-                values.append(_read_dataset(v[k], what))
-        # a Bidirectional's weights are the forward layer's, then the backward layer's
-        first = {"forward_layer": 0, "backward_layer": 1}
-        for child in sorted((k for k in g if k != "vars"), key=lambda k: (first.get(k, 2), k)):
-            if hasattr(g[child], "keys"):
-                collect(g[child], values, owner)
-        return values
-
-    saved = {key: collect(layers_group[key], []) for key in layers_group}
+    saved = {key: _keras3_datasets(layers_group[key], []) for key in layers_group}
     saved_with_weights = sorted(key for key, values in saved.items() if values)
-    out = []
+    matched = []
     for key, layer in zip(_keras3_layer_keys(model), _layers(model)):
         if _layer_weights(layer):
             if not saved.get(key):
@@ -636,30 +647,46 @@ def _read_keras3_weights(f, model):
                     f"Layer count mismatch: the model's layer {layer.name!r} (stored as "
                     f"layers/{key} by Keras 3) has weights, the file has none for it; the file "
                     f"has weights for {saved_with_weights}. Nothing was changed.")
-            out.append((f"layers/{key}", saved[key]))
-    if len(out) != len(saved_with_weights):
+            matched.append((key, layer))
+    if len(matched) != len(saved_with_weights):
         raise ValueError(
             f"Layer count mismatch: the file has weights for {saved_with_weights}, the model "
-            f"for {[k for k, _ in out]}. Nothing was changed.")
+            f"for {[k for k, _ in matched]}. Nothing was changed.")
+    out = []
+    for key, layer in matched:
+        # errors name the layer as saved (its vars group's name) and the weight under it
+        saved_name = layers_group[key]["vars"].attrs.get("name", layer.name) \
+            if "vars" in layers_group[key] else layer.name
+        if isinstance(saved_name, bytes):
+            saved_name = saved_name.decode("utf8")
+        paths = [saved_name + p[len(layer.name):] for p in _weight_paths(layer)]
+        values = []
+        for i, ds in enumerate(saved[key]):
+            weight = f", {paths[i]!r}" if i < len(paths) else ""
+            values.append(_read_dataset(ds, f"weight {ds.name!r} (layer {saved_name!r}"
+                                            f"{weight})", path))
+        out.append((f"layers/{key}", values))
     return out
 
 
-def _load_h5_weights(model, path):
+def _read_h5_weights(model, path, data=None):
+    """[(layer, [arrays])] matched to ``model``'s layers, from the HDF5 weights file ``path``
+    or the HDF5 bytes ``data`` read from it (the weights member of a ``.keras`` archive)."""
     h5py = _h5py()
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(io.BytesIO(data) if data is not None else path, "r") as f:
             if "layer_names" in f.attrs or "layer_names0" in f.attrs:
                 per_layer = _read_keras2_weights(f)
             elif "model_weights" in f:
                 per_layer = _read_keras2_weights(f["model_weights"])
             elif "layers" in f:
-                per_layer = _read_keras3_weights(f, model)
+                per_layer = _read_keras3_weights(f, model, path)
             else:
                 raise ValueError(f"{os.fspath(path)!r} is an HDF5 file without Keras weights "
                                  "(no 'layer_names', 'model_weights' or 'layers')")
     except (OSError, KeyError, RuntimeError) as err:
         raise _corrupted(path, err) from None
-    _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(os.fspath(path)))
+    return per_layer
 
 
 # ------------------------------------------------------------------ public: weights
@@ -689,17 +716,26 @@ def load_weights(model, filepath):
     filepath = os.fspath(filepath)
     kind = _file_kind(filepath)
     if kind == "h5":
-        _load_h5_weights(model, filepath)
+        per_layer = _read_h5_weights(model, filepath)
+        _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
         return
     try:
         with zipfile.ZipFile(filepath) as zf:
             names = set(zf.namelist())
-            if "model.weights.npz" in names:  # a fastseq model archive
+            if _KERAS3_WEIGHTS in names:  # a Keras 3 .keras archive
+                h5, crc_error = _zip_member(zf, filepath, _KERAS3_WEIGHTS)
+            elif "model.weights.npz" in names:  # a fastseq model archive
                 npz, crc_error = _zip_member(zf, filepath, "model.weights.npz")
             else:
                 npz = crc_error = None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise _corrupted(filepath, err) from None
+    if _KERAS3_WEIGHTS in names:
+        per_layer = _read_h5_weights(model, filepath, h5)
+        if crc_error is not None:  # damaged, but not in a weight's data: still an error
+            raise _corrupted(filepath, crc_error)
+        _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
+        return
     per_layer = _read_npz_weights(io.BytesIO(npz) if npz is not None else filepath, filepath)
     if crc_error is not None:  # damaged, but not in a weight's data: still an error
         raise _corrupted(filepath, crc_error)
@@ -779,8 +815,17 @@ def save_model(model, filepath, include_optimizer=True):
     state = _optimizer_state(model) if include_optimizer else None
     if _is_h5_name(filepath):
         _save_model_h5(model, filepath, model_config, compile_config, state)
-    else:
-        _save_model_zip(model, filepath, model_config, compile_config, state)
+        return
+    if filepath.lower().endswith(".keras"):
+        try:
+            keras_config = _k3.to_keras_model(model)
+        except _k3.NotTranslatable as err:
+            warnings.warn(f"{filepath!r}: {err}; wrote fastseq's own model archive instead of "
+                          "a Keras 3 file (Keras cannot load it, fastseq can)", stacklevel=3)
+        else:
+            _save_model_keras3(model, filepath, keras_config, compile_config, state)
+            return
+    _save_model_zip(model, filepath, model_config, compile_config, state)
 
 
 def _save_model_zip(model, filepath, model_config, compile_config, state):
@@ -806,6 +851,140 @@ def _save_model_zip(model, filepath, model_config, compile_config, state):
             zf.writestr("model.weights.npz", weights)
             if optimizer is not None:
                 zf.writestr("optimizer.npz", optimizer)
+
+
+# ------------------------------------------------------------------ Keras 3 .keras files
+def _trainable_owners(model):
+    """[layer index, weight index] of each trainable weight, in Keras's order
+    (``model.trainable_variables``, which its optimizer is built on)."""
+    return [[li, wi] for li, layer in enumerate(_layers(model))
+            for wi, var in enumerate(_layer_weights(layer)) if getattr(var, "trainable", True)]
+
+
+def _keras3_optimizer_arrays(model, state):
+    """(optimizer name, its variables in Keras 3's order) from fastseq's saved ``state``;
+    slots of weights the optimizer has not updated yet hold their initial value, as
+    Keras's. None (with a warning) for an optimizer whose Keras layout is unknown."""
+    optimizer = model.optimizer
+    specs = dict(optimizer._slot_specs())
+    kinds = list(specs)
+    targets = _trainable_owners(model)
+    try:
+        order = _k3.keras_slot_order(type(optimizer).__name__, kinds, len(targets))
+    except ValueError as err:
+        warnings.warn(f"{err}: the optimizer state is not saved; Keras starts it fresh",
+                      stacklevel=4)
+        return None
+    _, arrays, owners = state
+    position = {tuple(owner): p for p, owner in enumerate(owners)}
+    layers = _layers(model)
+    out = [np.asarray(arrays[0], dtype=np.int64), np.asarray(arrays[1], dtype=np.float32)]
+    for kind, t in order:
+        li, wi = targets[t]
+        p = position.get((li, wi))
+        if p is None:
+            value = _layer_weights(layers[li])[wi].value
+            out.append(np.full(value.shape, specs[kind], value.dtype))
+        else:
+            out.append(arrays[2 + kinds.index(kind) * len(owners) + p])
+    return optimizer.name, out
+
+
+def _keras3_weights_bytes(model, optimizer):
+    """Keras 3's model.weights.h5 (weights, then the optimizer's variables), checksummed."""
+    h5py = _h5py()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        _write_keras3_weights(f, model)
+        if optimizer is not None:
+            name, arrays = optimizer
+            g = f.create_group("optimizer").create_group("vars")
+            g.attrs["name"] = name
+            for i, value in enumerate(arrays):
+                _create_checked_dataset(g, str(i), value)
+    return buffer.getvalue()
+
+
+def _save_model_keras3(model, filepath, keras_config, compile_config, state):
+    config = dict(keras_config)
+    keras_compile = _k3.to_keras_compile(compile_config)
+    if keras_compile is not None:
+        config["compile_config"] = keras_compile
+    optimizer = _keras3_optimizer_arrays(model, state) if state is not None else None
+    weights = _keras3_weights_bytes(model, optimizer)
+    metadata = {"keras_version": _k3.KERAS_FORMAT_VERSION, "fastseq_version": _version(),
+                "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    with atomic_write_path(filepath) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("metadata.json", _dumps(metadata))
+            zf.writestr("config.json", _dumps(config))
+            zf.writestr(_KERAS3_WEIGHTS, weights)
+
+
+def _is_keras3_archive(filepath):
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            return _KERAS3_WEIGHTS in zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise _corrupted(filepath, err) from None
+
+
+def _restore_keras3_optimizer(model, arrays, source):
+    """Keras 3's optimizer variables (iteration, learning_rate, slots in its order) into
+    the model's freshly compiled optimizer; a layout that does not fit warns and leaves
+    the optimizer fresh. The learning rate stays the compile config's."""
+    optimizer = model.optimizer
+    kinds = [kind for kind, _ in optimizer._slot_specs()]
+    targets = _trainable_owners(model)
+    try:
+        order = _k3.keras_slot_order(type(optimizer).__name__, kinds, len(targets))
+        if len(arrays) != 2 + len(order):
+            raise ValueError(f"the file has {len(arrays)} optimizer variables, "
+                             f"{type(optimizer).__name__} on this model has {2 + len(order)}")
+    except ValueError as err:
+        warnings.warn(f"Error in loading the saved optimizer state from {source} ({err}). As a "
+                      "result, your model is starting with a freshly initialized optimizer.",
+                      stacklevel=4)
+        return
+    slots = {key: arrays[2 + j] for j, key in enumerate(order)}
+    state = [arrays[0], np.array(optimizer.learning_rate)]
+    state += [slots[(kind, t)] for kind in kinds for t in range(len(targets))]
+    _restore_optimizer(model, state, targets, source)
+
+
+def _load_model_keras3(filepath, custom_objects, compile, model_from_config):
+    """A model from a Keras 3 ``.keras`` archive (written by Keras or by fastseq)."""
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            config = json.loads(zf.read("config.json"))
+            weights, crc_error = _zip_member(zf, filepath, _KERAS3_WEIGHTS)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
+        raise _corrupted(filepath, err) from None
+    try:
+        model = model_from_config(_k3.from_keras_model(config, custom_objects),
+                                  custom_objects=custom_objects)
+        compile_config = _k3.from_keras_compile(config.get("compile_config"))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{filepath!r}: {err}") from err
+    h5py = _h5py()
+    optimizer = None
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            per_layer = _read_keras3_weights(f, model, filepath)
+            if compile and "optimizer" in f and "vars" in f["optimizer"]:
+                v = f["optimizer"]["vars"]
+                optimizer = [_read_dataset(v[k], f"optimizer state {v[k].name!r}", filepath)
+                             for k in sorted(v, key=int)]
+    except (OSError, KeyError, RuntimeError) as err:
+        raise _corrupted(filepath, err) from None
+    if crc_error is not None:  # damaged, but not in a checksummed array: still an error
+        raise _corrupted(filepath, crc_error)
+    _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
+    if compile and compile_config and compile_config.get("optimizer") is not None:
+        _compile_from_config(model, compile_config)
+        if optimizer is not None:
+            _restore_keras3_optimizer(model, optimizer, repr(filepath))
+    return model
 
 
 def _save_model_h5(model, filepath, model_config, compile_config, state):
@@ -932,6 +1111,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True,
     never imports :mod:`fastseq.models` (which imports this one)."""
     filepath = os.fspath(filepath)
     kind = _file_kind(filepath)
+    if model_from_config is None:
+        model_from_config = importlib.import_module("fastseq.models").model_from_config
+    if kind == "zip" and _is_keras3_archive(filepath):
+        return _load_model_keras3(filepath, custom_objects, compile, model_from_config)
     if kind == "h5":
         config, compile_config, per_layer, state = _read_model_h5(filepath)
     else:
@@ -939,22 +1122,27 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True,
     if not isinstance(config, dict) or "config" not in config:
         raise ValueError(f"{filepath!r}: the saved model config is not "
                          "{'class_name': ..., 'config': ...}")
-    if model_from_config is None:
-        model_from_config = importlib.import_module("fastseq.models").model_from_config
     try:
         model = model_from_config(config, custom_objects=custom_objects)
     except ValueError as err:
         raise ValueError(f"{filepath!r}: {err}") from err
     _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
     if compile and compile_config and compile_config.get("optimizer") is not None:
-        from fastseq import losses as _losses
-        from fastseq import optimizers as _optimizers
-
-        loss = compile_config.get("loss")
-        if isinstance(loss, dict):
-            loss = _losses.get(loss)
-        model.compile(optimizer=_optimizers.get(compile_config["optimizer"]), loss=loss,
-                      metrics=_metric_names(compile_config.get("metrics")))
+        _compile_from_config(model, compile_config)
         if state is not None:
             _restore_optimizer(model, state[0], state[1], repr(filepath))
     return model
+
+
+def _compile_from_config(model, compile_config):
+    """``model.compile`` with the saved optimizer, loss and metrics."""
+    from fastseq import losses as _losses
+    from fastseq import optimizers as _optimizers
+
+    loss = compile_config.get("loss")
+    if isinstance(loss, dict) and "class_name" in loss:
+        loss = _losses.get(loss)
+    extra = {key: compile_config[key] for key in ("loss_weights", "weighted_metrics")
+             if compile_config.get(key) is not None}
+    model.compile(optimizer=_optimizers.get(compile_config["optimizer"]), loss=loss,
+                  metrics=_metric_names(compile_config.get("metrics")), **extra)

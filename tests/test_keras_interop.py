@@ -1,21 +1,32 @@
-"""Weight files exchanged with Keras 3 itself, both ways, for the recurrent family: GRU (both
-reset_after conventions), SimpleRNN, LSTM and Bidirectional (concat, sum), with masks. The
-two models' predictions on the same tokens must agree, which checks the layers' semantics
-(Keras's GRU cell, Bidirectional's zeroed masked steps) as well as the files' layout.
+"""Files exchanged with Keras 3 itself, both ways: ``.weights.h5`` weight files and whole
+``.keras`` models (architecture, weights, compile settings, optimizer state).
 
-Runs where Keras 3 and PyTorch (its backend here) are installed, which the test extra does
-not install (they are heavy); run it with `pip install keras torch==2.13.0`."""
+The two models' predictions on the same tokens must agree, which checks the layers'
+semantics (Keras's GRU cell, Bidirectional's zeroed masked steps, pooling, masks) as well
+as the files' layout; one training step on each side after loading checks that the
+optimizer state (iteration, slots) came across.
+
+Runs where Keras 3 and PyTorch (its backend here) are installed: the ``keras`` extra
+(``pip install -e ".[keras]"``, KERAS_BACKEND=torch); skipped otherwise."""
+import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="the Keras interop tests need PyTorch (Keras's backend "
+                    "here): pip install -e '.[keras]'")
 os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
+keras = pytest.importorskip("keras", reason="the Keras interop tests need Keras 3: pip "
+                            "install -e '.[keras]'")
+if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover
+    pytest.skip(f"Keras 3 is needed, found {keras.__version__}", allow_module_level=True)
 
 import fastseq.layers as F  # noqa: E402
-from fastseq.models import Sequential  # noqa: E402
+from fastseq import optimizers as fastseq_optimizers  # noqa: E402
+from fastseq import saving  # noqa: E402
+from fastseq.models import Sequential, load_model  # noqa: E402
 
 K = keras.layers
 STEPS = 7
@@ -39,11 +50,16 @@ MODELS = {
 }
 
 
+def _tokens(seed=0, rows=4):
+    x = np.random.default_rng(seed).integers(1, 50, (rows, STEPS))
+    x[0, :3] = 0  # padding, masked where the Embedding has mask_zero
+    return x
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_weights_h5_both_ways(tmp_path, name):
     keras_layers, fastseq_layers = MODELS[name]
-    x = np.random.default_rng(0).integers(1, 50, (4, STEPS))
-    x[0, :3] = 0  # padding, masked where the Embedding has mask_zero
+    x = _tokens()
     theirs = keras.Sequential([keras.Input((STEPS,), dtype="int32")] + keras_layers())
     want = theirs.predict(x, verbose=0)
     theirs.save_weights(str(tmp_path / "keras.weights.h5"))
@@ -56,3 +72,224 @@ def test_weights_h5_both_ways(tmp_path, name):
     back = keras.Sequential([keras.Input((STEPS,), dtype="int32")] + keras_layers())
     back.load_weights(str(tmp_path / "fastseq.weights.h5"))
     np.testing.assert_allclose(back.predict(x, verbose=0), got, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- whole .keras models
+# The same architecture written with each library's layers: (Keras layers, fastseq
+# layers, whether a training step is deterministic, i.e. no dropout).
+SEQUENTIAL = {
+    "lstm": (lambda L: [L.Embedding(50, 6), L.LSTM(5), L.Dense(1, activation="sigmoid")],
+             True),
+    "gru_masked": (lambda L: [L.Embedding(50, 6, mask_zero=True), L.GRU(4),
+                              L.Dense(1, activation="sigmoid")], True),
+    "bidirectional_lstm": (lambda L: [L.Embedding(50, 6, mask_zero=True),
+                                      L.Bidirectional(L.LSTM(3)),
+                                      L.Dense(1, activation="sigmoid")], True),
+    "conv1d_global_max": (lambda L: [L.Embedding(50, 6), L.Conv1D(4, 3, activation="relu"),
+                                     L.MaxPooling1D(2), L.Conv1D(4, 2, activation="relu"),
+                                     L.GlobalMaxPooling1D(), L.Dropout(0.5),
+                                     L.Dense(1, activation="sigmoid")], False),
+    "conv1d_flatten": (lambda L: [L.Embedding(50, 6),
+                                  L.Conv1D(4, 3, padding="same", activation="relu"),
+                                  L.MaxPooling1D(2), L.Flatten(), L.Dropout(0.2),
+                                  L.Dense(1, activation="sigmoid")], False),
+}
+OPTIMIZERS = {
+    "adam": (lambda O: O.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-6)),
+    "rmsprop": (lambda O: O.RMSprop(learning_rate=0.005, rho=0.8, momentum=0.5,
+                                    centered=True)),
+    "sgd": (lambda O: O.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)),
+}
+
+
+def _keras_model(name):
+    build, _ = SEQUENTIAL[name]
+    return keras.Sequential([keras.Input((STEPS,), dtype="int32")] + build(K))
+
+
+def _fastseq_model(name):
+    build, _ = SEQUENTIAL[name]
+    layers = build(F)
+    layers[0] = F.Embedding(50, 6, mask_zero=layers[0].mask_zero, input_length=STEPS)
+    return Sequential(layers)
+
+
+def _data():
+    x = _tokens(1, rows=16)
+    y = (x[:, 3] > 25).astype("float32")
+    return x, y
+
+
+def _keras_optimizer_values(model):
+    return [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.optimizer.variables]
+
+
+def _assert_same_optimizer(a, b):
+    assert type(a.optimizer).__name__ == type(b.optimizer).__name__
+    config_a, config_b = a.optimizer.get_config(), b.optimizer.get_config()
+    for key in set(config_a) & set(config_b) - {"name"}:
+        if isinstance(config_a[key], float):
+            assert config_a[key] == pytest.approx(config_b[key], rel=1e-6), key
+        else:
+            assert config_a[key] == config_b[key], key
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("name", sorted(SEQUENTIAL))
+def test_a_keras_file_from_keras_loads_in_fastseq(tmp_path, name, optimizer):
+    x, y = _data()
+    theirs = _keras_model(name)
+    theirs.compile(optimizer=OPTIMIZERS[optimizer](keras.optimizers),
+                   loss="binary_crossentropy", metrics=["acc"])
+    theirs.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    assert [type(l).__name__ for l in ours.layers] == [type(l).__name__ for l in theirs.layers]
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    _assert_same_optimizer(ours, theirs)
+    assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 4
+    assert ours.metrics_names == ["loss", "acc"]
+    if SEQUENTIAL[name][1]:  # the same next step: the slots came across
+        theirs.train_on_batch(x, y)
+        ours.train_on_batch(x, y)
+        np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                                   rtol=1e-4, atol=1e-5)
+    # and back: Keras reads fastseq's file of the model it wrote, optimizer state included
+    ours.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    for a, b in zip(_keras_optimizer_values(back), _keras_optimizer_values(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("name", sorted(SEQUENTIAL))
+def test_a_keras_file_from_fastseq_loads_in_keras(tmp_path, name, optimizer):
+    x, y = _data()
+    ours = _fastseq_model(name)
+    ours.compile(optimizer=OPTIMIZERS[optimizer](fastseq_optimizers),
+                 loss="binary_crossentropy", metrics=["acc"])
+    ours.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    ours.save(tmp_path / "fastseq.keras")
+    with zipfile.ZipFile(tmp_path / "fastseq.keras") as zf:
+        assert sorted(zf.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        config = json.loads(zf.read("config.json"))
+    assert config["class_name"] == "Sequential" and config["module"] == "keras"
+    theirs = keras.models.load_model(tmp_path / "fastseq.keras")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    _assert_same_optimizer(theirs, ours)
+    assert int(theirs.optimizer.iterations) == ours.optimizer.iterations == 4
+    assert theirs.loss == "binary_crossentropy"
+    if SEQUENTIAL[name][1]:
+        ours.train_on_batch(x, y)
+        theirs.train_on_batch(x, y)
+        np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENTIAL))
+def test_weights_h5_of_whole_models_both_ways(tmp_path, name):
+    x = _tokens()
+    theirs = _keras_model(name)
+    theirs.save_weights(tmp_path / "keras.weights.h5")
+    ours = _fastseq_model(name)
+    ours.load_weights(tmp_path / "keras.weights.h5")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    other = _fastseq_model(name)
+    other.save_weights(tmp_path / "fastseq.weights.h5")
+    theirs.load_weights(tmp_path / "fastseq.weights.h5")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), other.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_an_uncompiled_model_both_ways(tmp_path):
+    x = _tokens()
+    ours = _fastseq_model("lstm")
+    ours.save(tmp_path / "plain.keras")
+    theirs = keras.models.load_model(tmp_path / "plain.keras")
+    assert getattr(theirs, "optimizer", None) is None
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "keras.keras")
+    back = load_model(tmp_path / "keras.keras")
+    assert back.optimizer is None
+    np.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def _rewrite_config(path, change):
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+
+
+def test_a_keras_setting_fastseq_lacks_is_an_error_naming_it(tmp_path):
+    theirs = keras.Sequential([keras.Input((STEPS,), dtype="int32"), K.Embedding(50, 6),
+                               K.LSTM(3), K.Dense(1)])
+    path = tmp_path / "keras.keras"
+    theirs.save(path)
+
+    def lstm(config):
+        return next(l for l in config["config"]["layers"] if l["class_name"] == "LSTM")
+
+    # Keras's zero_output_for_mask on a plain LSTM changes its masked outputs
+    _rewrite_config(path, lambda c: lstm(c)["config"].update(zero_output_for_mask=True))
+    with pytest.raises(ValueError, match=r"'lstm.*zero_output_for_mask=True.*does not support"):
+        load_model(path)
+    _rewrite_config(path, lambda c: lstm(c)["config"].update(zero_output_for_mask=False,
+                                                             frobnicate=3))
+    with pytest.raises(ValueError, match=r"frobnicate=3"):
+        load_model(path)
+
+
+def test_a_layer_keras_lacks_writes_fastseq_s_own_archive_with_a_warning(tmp_path):
+    class Doubling(F.Dense):  # a layer of the user's own: Keras 3 has no such class
+        pass
+
+    ours = Sequential([F.Embedding(50, 6, input_length=STEPS), F.Flatten(), Doubling(1)])
+    with pytest.warns(UserWarning, match=r"Doubling.*Keras cannot load it"):
+        ours.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        assert "model.weights.h5" not in zf.namelist()
+    loaded = load_model(tmp_path / "m.keras", custom_objects={"Doubling": Doubling})
+    np.testing.assert_array_equal(loaded.predict(_tokens(), verbose=0),
+                                  ours.predict(_tokens(), verbose=0))
+
+
+def test_an_optimizer_state_that_does_not_fit_warns_and_starts_fresh(tmp_path):
+    x, y = _data()
+    theirs = _keras_model("lstm")
+    theirs.compile(optimizer=keras.optimizers.Adam(amsgrad=True), loss="binary_crossentropy")
+    theirs.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "keras.keras"
+    theirs.save(path)
+    # the file says plain Adam; its variables carry the AMSGrad maxima too
+    _rewrite_config(path, lambda c: c["compile_config"]["optimizer"]["config"].update(
+        amsgrad=False))
+    with pytest.warns(UserWarning, match="freshly initialized optimizer"):
+        ours = load_model(path)
+    assert ours.optimizer.iterations == 0
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_damaged_weight_in_a_keras_file_is_a_clear_error(tmp_path):
+    ours = _fastseq_model("lstm")
+    path = tmp_path / "m.keras"
+    ours.save(path)
+    data = bytearray(path.read_bytes())
+    raw = np.ascontiguousarray(ours.layers[2].weights[0].value).tobytes()
+    at = data.find(raw)
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"corrupted.*checksum"):
+        saving.load_model(path)

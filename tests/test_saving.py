@@ -251,7 +251,8 @@ def test_save_model_without_optimizer_and_uncompiled(tmp_path):
     loaded = models.load_model(tmp_path / "noopt.h5")
     assert loaded.optimizer.iterations == 0 and same(model, loaded)
     with zipfile.ZipFile(tmp_path / "plain.keras") as zf:
-        assert {"metadata.json", "config.json", "model.weights.npz"} <= set(zf.namelist())
+        # a .keras file is Keras 3's archive (Keras loads it): its weights are HDF5
+        assert {"metadata.json", "config.json", "model.weights.h5"} <= set(zf.namelist())
 
 
 def test_load_model_on_a_weights_file_is_a_clear_error(tmp_path):
