@@ -135,3 +135,21 @@ def test_out_of_range_batch_and_bad_data():
         ds[2]
     with pytest.raises(TypeError, match="`data` must be an array"):
         timeseries_dataset_from_array(object(), None, sequence_length=2)
+
+
+def test_the_sunspot_forecast_example_beats_the_naive_forecast(capsys):
+    """examples/timeseries_lstm_forecast.py (needs statsmodels, the `timeseries` extra)."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    pytest.importorskip("statsmodels")
+    path = Path(__file__).resolve().parent.parent / "examples" / "timeseries_lstm_forecast.py"
+    spec = importlib.util.spec_from_file_location("timeseries_lstm_forecast", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--epochs", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "238 training windows of 12 years, 59 test windows (1950-2008)" in out
+    ratio = float(re.search(r"LSTM MAE / naive MAE: ([0-9.]+)", out).group(1))
+    assert ratio < 0.8, out
