@@ -43,6 +43,7 @@ from .pooling import (
 from .recurrent import GRU, LSTM, SimpleRNN
 from .regularization import SpatialDropout1D
 from .reshaping import Permute, RepeatVector, Reshape
+from .text_vectorization import TextVectorization
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
@@ -57,3 +58,4 @@ __all__ = [
     "SpatialDropout1D", "AveragePooling1D", "AvgPool1D", "TimeDistributed", "Masking",
     "BatchNormalization", "LayerNormalization", "Reshape", "Permute", "RepeatVector", "Lambda",
 ]
+__all__ += ["TextVectorization"]
