@@ -18,7 +18,7 @@ from .utils.progbar import Progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "ModelCheckpoint", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
-    "LearningRateScheduler", "ReduceLROnPlateau",
+    "LearningRateScheduler", "ReduceLROnPlateau", "TqdmCallback",
 ]
 
 
@@ -762,3 +762,72 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
                               f"to {new_lr}.")
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
+
+
+class TqdmCallback(Callback):
+    """Progress bars with tqdm (``tqdm.auto``: widgets in a notebook, text elsewhere): one
+    bar over the epochs, and with ``verbose >= 1`` one over each epoch's batches, the logs
+    (loss, metrics, ``val_`` ones at the epoch's end) as the bars' postfix. As
+    ``tqdm.keras.TqdmCallback``: ``verbose=2`` keeps every epoch's batch bar on screen,
+    ``verbose=1`` clears it when the epoch ends, ``verbose=0`` shows only the epoch bar.
+    Pass ``verbose=0`` to ``fit`` so that Keras's own progress bar stays quiet.
+
+    ``epochs`` / ``steps``: the bars' totals (default: fit's); ``tqdm_class``: the bar
+    class (default ``tqdm.auto.tqdm``); other keywords go to every bar (``file=``,
+    ``ncols=``, ``mininterval=``, ...)."""
+
+    def __init__(self, verbose=1, epochs=None, steps=None, tqdm_class=None, **tqdm_kwargs):
+        super().__init__()
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"TqdmCallback: verbose must be 0, 1 or 2, got {verbose!r}")
+        if tqdm_class is None:
+            from tqdm.auto import tqdm as tqdm_class
+        self.verbose = verbose
+        self.epochs = epochs
+        self.steps = steps
+        self.tqdm_class = tqdm_class
+        self.tqdm_kwargs = tqdm_kwargs
+        self.epoch_bar = None
+        self.batch_bar = None
+
+    @staticmethod
+    def _postfix(logs):
+        return {k: float(v) for k, v in (logs or {}).items()
+                if isinstance(v, (int, float, np.number))}
+
+    def on_train_begin(self, logs=None):
+        params = self.params or {}
+        self._total_epochs = self.epochs if self.epochs is not None else params.get("epochs")
+        self._total_steps = self.steps if self.steps is not None else params.get("steps")
+        self.epoch_bar = self.tqdm_class(total=self._total_epochs, desc="Training",
+                                         unit="epoch", **self.tqdm_kwargs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose:
+            desc = f"Epoch {epoch + 1}" + (f"/{self._total_epochs}" if self._total_epochs
+                                          else "")
+            self.batch_bar = self.tqdm_class(total=self._total_steps, desc=desc, unit="batch",
+                                             leave=self.verbose == 2, **self.tqdm_kwargs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.batch_bar is not None:
+            self.batch_bar.set_postfix(self._postfix(logs), refresh=False)
+            self.batch_bar.update(batch + 1 - self.batch_bar.n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        postfix = self._postfix(logs)
+        if self.batch_bar is not None:
+            self.batch_bar.set_postfix(postfix, refresh=False)
+            self.batch_bar.close()
+            self.batch_bar = None
+        if self.epoch_bar is not None:
+            self.epoch_bar.set_postfix(postfix, refresh=False)
+            self.epoch_bar.update(1)
+
+    def on_train_end(self, logs=None):
+        if self.batch_bar is not None:  # fit stopped inside an epoch
+            self.batch_bar.close()
+            self.batch_bar = None
+        if self.epoch_bar is not None:
+            self.epoch_bar.close()
+            self.epoch_bar = None

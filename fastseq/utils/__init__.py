@@ -4,9 +4,10 @@ import random
 
 import numpy as np
 
+from .plotting import plot_history
 from .progbar import Progbar
 
-__all__ = ["set_random_seed", "get_rng", "to_categorical", "Progbar"]
+__all__ = ["set_random_seed", "get_rng", "to_categorical", "Progbar", "plot_history"]
 
 _rng = np.random.default_rng()
 
