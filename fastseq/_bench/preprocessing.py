@@ -217,6 +217,26 @@ def _pipeline_base(inp):
     return keras_pad_sequences(t.texts_to_sequences(inp["texts"]), maxlen=inp["maxlen"])
 
 
+def _text_vectorization(inp):
+    """Keras 3's way: TextVectorization adapted on the texts, then called on them."""
+    from fastseq.layers import TextVectorization
+
+    vectorizer = TextVectorization(max_tokens=inp["num_words"],
+                                   output_sequence_length=inp["maxlen"])
+    vectorizer.adapt(inp["texts"])
+    return vectorizer(inp["texts"])
+
+
+def _tokenizer_post_padded(inp):
+    """The same work on the Tokenizer path (its rules, padded and truncated at the end as
+    TextVectorization does)."""
+    from fastseq.preprocessing.sequence import pad_sequences
+
+    t = _fit_fast(inp)
+    return pad_sequences(t.texts_to_sequences(inp["texts"]), maxlen=inp["maxlen"],
+                         padding="post", truncating="post")
+
+
 def cases(quick=False):
     from fastseq.preprocessing.sequence import pad_sequences
 
@@ -244,4 +264,9 @@ def cases(quick=False):
         Case("preprocessing", "fit + texts_to_sequences + pad", f"{shape}, maxlen={maxlen}",
              _make(n, num_words, maxlen),
              baseline=_pipeline_base, fast=_pipeline_fast, note=note),
+        Case("preprocessing", "TextVectorization adapt + call", f"{shape}, max_tokens="
+             f"{num_words}, output_sequence_length={maxlen}", _make(n, num_words, maxlen),
+             baseline=_tokenizer_post_padded, fast=_text_vectorization,
+             note="baseline: fastseq's Tokenizer path (fit + texts_to_sequences + "
+                  "pad_sequences post), the same kernels with the legacy rules"),
     ]
