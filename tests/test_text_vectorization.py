@@ -292,3 +292,9 @@ def test_bad_inputs():
         TextVectorization(output_mode="multi_hot")(["a"])
     with pytest.raises(TypeError, match="adapt: data"):
         TextVectorization().adapt(3)
+
+
+def test_the_old_keras_experimental_path():
+    from fastseq.layers.experimental.preprocessing import TextVectorization as Old
+
+    assert Old is TextVectorization
