@@ -176,6 +176,16 @@ def to_keras_model(model):
     raise NotTranslatable(f"{kind} is neither a Sequential nor a functional model")
 
 
+def _keras_metrics(metrics):
+    """Metric names as they are; metric objects' configs wrapped as Keras 3's, at any depth
+    (a list per output, a dict by output name)."""
+    if isinstance(metrics, list):
+        return [_keras_metrics(m) for m in metrics]
+    if isinstance(metrics, dict) and "class_name" not in metrics:
+        return {k: _keras_metrics(v) for k, v in metrics.items()}
+    return _keras_object(metrics, "keras.metrics")
+
+
 def to_keras_compile(compile_config):
     """Keras 3's compile_config from fastseq's (``model._compile_config``), or None."""
     if not compile_config:
@@ -196,8 +206,8 @@ def to_keras_compile(compile_config):
             if isinstance(loss, list) else _keras_object(loss, "keras.losses"))
     return {"optimizer": optimizer, "loss": loss,
             "loss_weights": compile_config.get("loss_weights"),
-            "metrics": compile_config.get("metrics") or None,
-            "weighted_metrics": compile_config.get("weighted_metrics"),
+            "metrics": _keras_metrics(compile_config.get("metrics")) or None,
+            "weighted_metrics": _keras_metrics(compile_config.get("weighted_metrics")),
             "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
@@ -261,6 +271,50 @@ def _layer_from_keras(entry, layer_class, wrapped=False):
     return out
 
 
+def _history(record):
+    if isinstance(record, dict) and record.get("class_name") == "__keras_tensor__":
+        return tuple(record["config"]["keras_history"])
+    return None
+
+
+def _fastseq_graph(entries):
+    """A Keras 3 functional config's layers as fastseq runs them: without the
+    ``not_equal(tokens, 0)`` operations Keras records for an Embedding's ``mask_zero`` mask
+    (and the ``mask=`` call arguments they feed; fastseq carries that mask through the graph
+    from the Embedding itself, as Keras does when it rebuilds the model), and without the
+    ``training`` call arguments Keras records (its model's own mode overrides them at run
+    time; fastseq would hold the layer to them). Any other operation stays (and fails as an
+    unknown layer class)."""
+    embedding_inputs = {_history(node["args"][0])
+                        for e in entries if e.get("class_name") == "Embedding"
+                        and (e.get("config") or {}).get("mask_zero")
+                        for node in e.get("inbound_nodes", []) if node.get("args")}
+    mask_ops = set()
+    for e in entries:
+        nodes = e.get("inbound_nodes", [])
+        if (e.get("class_name") == "NotEqual" and str(e.get("module", "")).startswith(
+                "keras.src.ops") and len(nodes) == 1 and len(nodes[0].get("args", [])) == 2
+                and nodes[0]["args"][1] == 0 and _history(nodes[0]["args"][0])
+                in embedding_inputs):
+            mask_ops.add(e["name"])
+    out = []
+    for e in entries:
+        if e.get("name") in mask_ops:
+            continue
+        e = dict(e)
+        nodes = []
+        for node in e.get("inbound_nodes", []):
+            kwargs = dict(node.get("kwargs") or {})
+            kwargs.pop("training", None)
+            mask = _history(kwargs.get("mask"))
+            if mask is not None and mask[0] in mask_ops:
+                del kwargs["mask"]
+            nodes.append(dict(node, kwargs=kwargs))
+        e["inbound_nodes"] = nodes
+        out.append(e)
+    return out
+
+
 def from_keras_model(config, custom_objects=None):
     """fastseq's ``{"class_name", "config"}`` from a Keras 3 config.json dict."""
     from fastseq.layers import base as _base
@@ -279,7 +333,10 @@ def from_keras_model(config, custom_objects=None):
     if dtype not in (None, "float32"):
         raise ValueError(f"Keras 3 model with dtype policy {dtype!r}: fastseq's models run "
                          "float32 (a float64 model sets each layer's dtype)")
-    layers = [_layer_from_keras(e, layer_class) for e in inner.get("layers", [])]
+    entries = inner.get("layers", [])
+    if class_name != "Sequential":
+        entries = _fastseq_graph(entries)
+    layers = [_layer_from_keras(e, layer_class) for e in entries]
     if class_name == "Sequential" and len(layers) > 1 and layers[0]["class_name"] == "InputLayer":
         # the input shape on the first layer (Keras 2's way, which fastseq's Sequential
         # reads): the layers are built as they are added, for that shape

@@ -905,8 +905,35 @@ def _keras3_weights_bytes(model, optimizer):
     return buffer.getvalue()
 
 
+def _compiled_metrics_config(model, compile_config):
+    """The compile config with each metric written so Keras rebuilds the same one: a name
+    where the model's metric object is what that name makes, else the object's config (a
+    threshold, a metric given as an object). Only for one flat list of metrics."""
+    metrics = compile_config.get("metrics")
+    objects = list(getattr(model, "compiled_metrics", None) or [])
+    if not isinstance(metrics, list) or len(metrics) != len(objects) or any(
+            isinstance(m, (list, dict)) and "class_name" not in m for m in metrics):
+        return compile_config
+    from fastseq import metrics as _metrics
+
+    out = []
+    for entry, obj in zip(metrics, objects):
+        try:
+            from_name = _metrics.get(entry, loss=getattr(model, "loss", None))
+            if isinstance(entry, str) and _dumps(from_name.get_config()) == _dumps(
+                    obj.get_config()):
+                out.append(entry)
+                continue
+        except (ValueError, TypeError):
+            pass
+        out.append(_metrics.serialize(obj) if hasattr(obj, "get_config") else entry)
+    return dict(compile_config, metrics=out)
+
+
 def _save_model_keras3(model, filepath, keras_config, compile_config, state):
     config = dict(keras_config)
+    if compile_config:
+        compile_config = _compiled_metrics_config(model, compile_config)
     keras_compile = _k3.to_keras_compile(compile_config)
     if keras_compile is not None:
         config["compile_config"] = keras_compile

@@ -293,3 +293,117 @@ def test_a_damaged_weight_in_a_keras_file_is_a_clear_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"corrupted.*checksum"):
         saving.load_model(path)
+
+
+def test_loss_and_metric_objects_and_adagrad_both_ways(tmp_path):
+    x, y = _data()
+    theirs = _keras_model("lstm")
+    theirs.compile(optimizer=keras.optimizers.Adagrad(learning_rate=0.05,
+                                                      initial_accumulator_value=0.2),
+                   loss=keras.losses.BinaryCrossentropy(label_smoothing=0.1),
+                   metrics=[keras.metrics.BinaryAccuracy(threshold=0.4)])
+    theirs.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    assert type(ours.loss).__name__ == "BinaryCrossentropy"
+    assert ours.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert [type(m).__name__ for m in ours.compiled_metrics] == ["BinaryAccuracy"]
+    assert ours.compiled_metrics[0].get_config()["threshold"] == pytest.approx(0.4)
+    _assert_same_optimizer(ours, theirs)
+    # the same loss, metric and step on both sides
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0),
+                               rtol=1e-5)
+    theirs.train_on_batch(x, y)
+    ours.train_on_batch(x, y)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+    ours.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    assert back.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    np.testing.assert_allclose(back.evaluate(x, y, verbose=0), ours.evaluate(x, y, verbose=0),
+                               rtol=1e-5)
+
+
+def test_adam_amsgrad_state_both_ways(tmp_path):
+    x, y = _data()
+    ours = _fastseq_model("lstm")
+    ours.compile(optimizer=fastseq_optimizers.Adam(learning_rate=0.02, amsgrad=True),
+                 loss="binary_crossentropy")
+    ours.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    ours.save(tmp_path / "fastseq.keras")
+    theirs = keras.models.load_model(tmp_path / "fastseq.keras")
+    assert theirs.optimizer.amsgrad
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- a functional model
+def _two_input_model(L, Input, Model):
+    """Review tokens (masked padding) and a rating, as in the README's example; two Dense
+    layers of one shape on two branches check that weights go to the right one."""
+    text = Input(shape=(STEPS,), dtype="int32", name="text")
+    rating = Input(shape=(3,), name="rating")
+    h = L.Dense(4, activation="tanh")(L.LSTM(4)(L.Embedding(50, 6, mask_zero=True)(text)))
+    r = L.Dense(4, activation="relu")(rating)
+    return Model([text, rating], L.Dense(1, activation="sigmoid")(L.Concatenate()([h, r])))
+
+
+def _functional_api():
+    import fastseq
+    import fastseq.models
+
+    if not hasattr(fastseq.models, "Model") or not hasattr(fastseq, "Input"):
+        pytest.skip("fastseq.models.Model (the functional API) is not in this fastseq")
+    return fastseq.Input, fastseq.models.Model
+
+
+def _two_inputs():
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(1, 50, (16, STEPS))
+    tokens[:, :2] = 0
+    rating = rng.standard_normal((16, 3)).astype("float32")
+    return [tokens, rating], (rating[:, 0] > 0).astype("float32")
+
+
+def test_a_functional_two_input_model_both_ways(tmp_path):
+    Input, Model = _functional_api()
+    x, y = _two_inputs()
+    theirs = _two_input_model(K, keras.Input, keras.Model)
+    theirs.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
+                   metrics=["acc"])
+    theirs.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert ours.optimizer.iterations == 4
+    theirs.train_on_batch(x, y)
+    ours.train_on_batch(x, y)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+
+    mine = _two_input_model(F, Input, Model)
+    mine.compile(optimizer=fastseq_optimizers.Adam(0.01), loss="binary_crossentropy",
+                 metrics=["acc"])
+    mine.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    mine.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    assert [l.name for l in back.layers] == [l.name for l in mine.layers]
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    mine.train_on_batch(x, y)
+    back.train_on_batch(x, y)
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+    # weights files of the functional model, both ways
+    mine.save_weights(tmp_path / "fastseq.weights.h5")
+    other = _two_input_model(K, keras.Input, keras.Model)
+    other.load_weights(tmp_path / "fastseq.weights.h5")
+    np.testing.assert_allclose(other.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    theirs.save_weights(tmp_path / "keras.weights.h5")
+    mine.load_weights(tmp_path / "keras.weights.h5")
+    np.testing.assert_allclose(mine.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
