@@ -1,8 +1,11 @@
-"""Command line: ``python -m fastseq bench`` and ``python -m fastseq train``.
+"""Command line: ``python -m fastseq bench``, ``train``, ``evaluate`` and ``predict``.
 
     python -m fastseq bench [--quick] [--json] [--family embedding,lstm,...] [--no-torch]
     python -m fastseq bench --device cuda [--quick] [--family embedding,lstm,conv1d,train]
     python -m fastseq train imdb --model lstm|conv1d|flatten --epochs N --data PATH
+    python -m fastseq train --data FILE_OR_DIR --model lstm|bilstm|gru|conv1d|flatten --out DIR
+    python -m fastseq evaluate --model DIR --data FILE
+    python -m fastseq predict --model DIR [--data FILE] [--out predictions.csv]
 
 ``python -m fastseq <command> --help`` prints that command's options.
 """
@@ -178,7 +181,7 @@ def bench_cuda(args):
 
 def build_parser():
     """The command line's parser; each subcommand is a sub-parser with its own --help."""
-    from fastseq import _cli_train
+    from fastseq import _cli_userdata
 
     parser = argparse.ArgumentParser(prog="python -m fastseq")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,10 +194,17 @@ def build_parser():
     b.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     b.add_argument("--min-time", type=float, default=None, help="seconds of timing per call")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    t = sub.add_parser("train", help="train a seed model on real data",
-                       description=_cli_train.DESCRIPTION, epilog=_cli_train.EPILOG,
+    t = sub.add_parser("train", help="train on your own texts, or a seed model on IMDB",
+                       description=_cli_userdata.TRAIN_DESCRIPTION,
+                       epilog=_cli_userdata.TRAIN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _cli_train.add_arguments(t)
+    _cli_userdata.add_train_arguments(t)
+    e = sub.add_parser("evaluate", help="evaluate a trained folder on labelled texts",
+                       description=_cli_userdata.EVALUATE_DESCRIPTION)
+    _cli_userdata.add_evaluate_arguments(e)
+    p = sub.add_parser("predict", help="classify texts with a trained folder",
+                       description=_cli_userdata.PREDICT_DESCRIPTION)
+    _cli_userdata.add_predict_arguments(p)
     return parser
 
 
@@ -207,6 +217,7 @@ def _subparser(parser, name):
 
 def main(argv=None):
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "bench":
         if args.min_time is None:
@@ -220,9 +231,20 @@ def main(argv=None):
                 return 2
             return bench_cuda(args)
         return bench(args)
-    from fastseq._cli_train import run as train
+    from fastseq import _cli_userdata
 
-    return train(args, _subparser(parser, "train"))
+    if args.command in ("evaluate", "predict"):
+        run = getattr(_cli_userdata, args.command)
+        return run(args, _subparser(parser, args.command))
+    train_parser = _subparser(parser, "train")
+    if args.dataset == "imdb":  # the seed models: their own parser and options
+        from fastseq import _cli_train
+
+        return _cli_train.main(argv[argv.index("train") + 1:])
+    if args.data is None:
+        train_parser.error("give 'imdb' (the tutorial models) or --data FILE_OR_DIR (your "
+                           "own labelled texts)")
+    return _cli_userdata.train(args, train_parser)
 
 
 if __name__ == "__main__":
