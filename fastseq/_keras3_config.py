@@ -45,12 +45,16 @@ _WRAPPED_LAYER_KEYS = ("layer", "backward_layer")
 # fastseq (Keras 2) layer keys Keras 3 removed; the input shape goes to the InputLayer.
 _FASTSEQ_ONLY_LAYER_KEYS = {"input_length": None, "implementation": None,
                             "batch_input_shape": None}
+# Keys of fastseq's config that a Keras 3 class does not take (its constructor rejects them);
+# they only restate the default there (a layer without weights is never trainable).
+_KERAS_REJECTS = {"SpatialDropout1D": ("trainable",)}
 # Keras 3 keys fastseq's classes do not take, dropped when they hold this value (what
 # fastseq does); any other value is an error.
 _KERAS_ONLY_DEFAULTS = {
     "zero_output_for_mask": False, "quantization_config": None, "lora_rank": None,
     "lora_alpha": None, "ragged": False, "optional": False, "sparse": False,
     "input_axes": None, "output_axes": None, "shared_object_id": None,
+    "renorm": False, "renorm_momentum": 0.99,
 }
 # Keys of a wrapped layer that Keras's Bidirectional overrides whatever they hold
 # (zero_output_for_mask = return_sequences; fastseq's Bidirectional does the same).
@@ -93,7 +97,7 @@ def _layer_to_keras(entry, layer=None):
     name = config.get("name", entry.get("name"))
     if class_name not in KERAS_LAYERS:
         raise NotTranslatable(f"layer {name!r} ({class_name}) has no Keras 3 counterpart")
-    for key in _FASTSEQ_ONLY_LAYER_KEYS:
+    for key in list(_FASTSEQ_ONLY_LAYER_KEYS) + list(_KERAS_REJECTS.get(class_name, ())):
         config.pop(key, None)
     if class_name == "InputLayer":
         config.pop("trainable", None)

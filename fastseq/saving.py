@@ -611,6 +611,10 @@ def _write_keras3_layer(g, layer):
         _write_keras3_layer(g.create_group("forward_layer"), layer.forward_layer)
         _write_keras3_layer(g.create_group("backward_layer"), layer.backward_layer)
         return
+    wrapped = getattr(layer, "layer", None)
+    if wrapped is not None and hasattr(wrapped, "weights"):  # TimeDistributed: its "layer"
+        _write_keras3_layer(g.create_group("layer"), wrapped)
+        return
     cell = _CELL_NAMES.get(type(layer).__name__)
     if cell:
         own = g.create_group("cell").create_group("vars")

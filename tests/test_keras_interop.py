@@ -407,3 +407,44 @@ def test_a_functional_two_input_model_both_ways(tmp_path):
     mine.load_weights(tmp_path / "keras.weights.h5")
     np.testing.assert_allclose(mine.predict(x, verbose=0), theirs.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- more layers, both ways
+MORE_LAYERS = {
+    "time_distributed": lambda L: [L.Embedding(50, 6), L.TimeDistributed(L.Dense(3)),
+                                   L.SimpleRNN(2), L.Dense(1, activation="sigmoid")],
+    "batch_normalization": lambda L: [L.Embedding(50, 6), L.Conv1D(4, 3),
+                                      L.BatchNormalization(momentum=0.5),
+                                      L.Activation("relu"), L.GlobalAveragePooling1D(),
+                                      L.Dense(1, activation="sigmoid")],
+    "layer_normalization": lambda L: [L.Embedding(50, 6), L.LayerNormalization(),
+                                      L.SpatialDropout1D(0.1), L.AveragePooling1D(2),
+                                      L.Flatten(), L.Dense(1, activation="sigmoid")],
+    "masking_reshaping": lambda L: [L.Embedding(50, 6), L.Masking(0.0),
+                                    L.LSTM(3, return_sequences=True), L.GlobalMaxPooling1D(),
+                                    L.RepeatVector(2), L.Permute((2, 1)), L.Reshape((6,)),
+                                    L.Dense(1, activation="sigmoid")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_LAYERS))
+def test_more_layers_both_ways(tmp_path, name):
+    x, y = _data()
+    # trained a little on each side first, so that no weight (BatchNormalization's moving
+    # statistics included) still holds its initial value
+    theirs = keras.Sequential([keras.Input((STEPS,), dtype="int32")] + MORE_LAYERS[name](K))
+    theirs.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    theirs.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    layers = MORE_LAYERS[name](F)
+    layers[0] = F.Embedding(50, 6, input_length=STEPS)
+    mine = Sequential(layers)
+    mine.compile(optimizer=fastseq_optimizers.Adam(0.05), loss="binary_crossentropy")
+    mine.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    mine.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
