@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 from .._kernels import lstm as _lstm
 from .._threads import get_num_threads
 from ._blas import serial_blas
+from ._checks import index_array
 from ._recurrent import (
     check_flag,
     check_shape,
@@ -28,13 +29,15 @@ from ._recurrent import (
     row_blocks,
     sequence_and_weights,
 )
+from .embedding import _check_indices_in_range
 
 
 def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
                  bias: ArrayLike | None, h0: ArrayLike | None = None,
                  c0: ArrayLike | None = None, mask: ArrayLike | None = None,
                  go_backwards: bool = False, training: bool = True,
-                 input_masks: ArrayLike | None = None, recurrent_masks: ArrayLike | None = None
+                 input_masks: ArrayLike | None = None, recurrent_masks: ArrayLike | None = None,
+                 x_proj: ArrayLike | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict | None]:
     """The LSTM over a batch of sequences, as Keras's ``LSTM(return_sequences=True)``.
 
@@ -66,12 +69,23 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     (64, 500, 32, 100) about 80 MB in float32.
     Inference (``training=False``) keeps O(B*H) state plus a 2 MB block of projections.
 
+    Precomputed input projections (inference): with ``x_proj`` (V, 4H), ``x`` is (B, T)
+    integer indices in [0, V) and step t of row b reads ``x_proj[x[b, t]]`` in place of
+    ``x[b, t] @ kernel``: an Embedding folded into the LSTM, ``x_proj = embeddings @
+    kernel`` (the bias is still added by the kernel). ``kernel`` must then be None, and
+    ``training`` False without dropout masks. The outputs are bitwise those of the plain
+    call on inputs whose products with ``kernel`` are exactly ``x_proj``'s rows.
+
     The mask may also be an integer array (nonzero = keep). Inputs that are not
     C-contiguous are copied once.
     """
-    x, kernel, recurrent_kernel, (B, T, D, H) = sequence_and_weights(
-        x, kernel, recurrent_kernel, 4)
-    dtype = x.dtype
+    if x_proj is None:
+        x, kernel, recurrent_kernel, (B, T, D, H) = sequence_and_weights(
+            x, kernel, recurrent_kernel, 4)
+    else:
+        x, x_proj, recurrent_kernel, (B, T, H) = _indices_and_projections(
+            x, kernel, x_proj, recurrent_kernel, training, input_masks, recurrent_masks)
+    dtype = recurrent_kernel.dtype
     has_bias = bias is not None
     if has_bias:
         bias = float_input(bias, "bias", "(4 * units,)", dtype)
@@ -94,10 +108,40 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     outputs, h_last, c_last, cache = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
         row_blocks=row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas,
-        **masks)
+        x_proj=x_proj, **masks)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, c_last, cache
+
+
+def _indices_and_projections(x, kernel, x_proj, recurrent_kernel, training, input_masks,
+                             recurrent_masks):
+    """The checks of lstm_forward's x_proj call -> (indices (B, T), x_proj (V, 4H),
+    recurrent_kernel (H, 4H), (B, T, H)), C-contiguous, in x_proj's dtype."""
+    if kernel is not None:
+        raise ValueError("kernel must be None when x_proj is given: x_proj replaces the input "
+                         "projection x @ kernel")
+    if check_flag(training, "training") or input_masks is not None \
+            or recurrent_masks is not None:
+        raise ValueError("x_proj is for inference: pass training=False and no dropout masks "
+                         "(the backward needs the inputs themselves)")
+    x_proj = float_input(x_proj, "x_proj", "(vocabulary, 4 * units)")
+    dtype = x_proj.dtype
+    recurrent_kernel = float_input(recurrent_kernel, "recurrent_kernel", "(units, 4 * units)",
+                                   dtype)
+    H = recurrent_kernel.shape[0]
+    if H < 1 or recurrent_kernel.shape[1] != 4 * H:
+        raise ValueError("recurrent_kernel must have shape (units, 4 * units) with units >= 1, "
+                         f"got {recurrent_kernel.shape}")
+    V = x_proj.shape[0]
+    check_shape(x_proj, "x_proj", (V, 4 * H), "(vocabulary, 4 * units)")
+    x = index_array(x, "x (indices into x_proj)")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (batch, time) indices into x_proj when x_proj is "
+                         f"given, got shape {x.shape}")
+    _check_indices_in_range(x, 0, V, "indices")
+    B, T = x.shape
+    return x, x_proj, recurrent_kernel, (B, T, H)
 
 
 def lstm_backward(cache: dict, grad_outputs: ArrayLike | None = None,

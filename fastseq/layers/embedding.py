@@ -105,11 +105,17 @@ class Embedding(Layer):
     def _accepts_shape(self, shape):
         return self._input_shape is None or len(shape) == len(self._input_shape)
 
-    # indices: (B, T) -> y: (B, T, output_dim)
-    def forward(self, x, mask=None, training=False):
+    def checked_indices(self, x):
+        """``x`` as int32/int64 indices, checked as :meth:`forward` checks them (the rank;
+        floats must hold whole numbers); the range is checked where they are read."""
         self._check_input(x)
         if x.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
             x = as_indices(x, self.name)
+        return x
+
+    # indices: (B, T) -> y: (B, T, output_dim)
+    def forward(self, x, mask=None, training=False):
+        x = self.checked_indices(x)
         y = self.ops.embedding_forward(self.embeddings.data, x)
         if training:
             self._cache = x

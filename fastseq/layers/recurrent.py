@@ -325,6 +325,7 @@ class LSTM(_RNN):
         self.recurrent_activation = "sigmoid"
         self.unit_forget_bias = bool(unit_forget_bias)
         self.implementation = implementation
+        self._folded = None  # (embedding, its weights, kernel, their product): see below
 
     def _bias_init(self):
         if not self.unit_forget_bias:
@@ -353,6 +354,71 @@ class LSTM(_RNN):
 
     def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
         return self.ops.lstm_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last)
+
+    # ----- inference from an Embedding's indices: the Embedding folded into the kernel
+    def folds_embedding(self, embedding):
+        """True when an executor may run ``embedding`` followed by this layer, in inference,
+        as :meth:`forward_from_indices` (skipping the Embedding's call): ``embedding`` is an
+        Embedding without an activity penalty (its output is never made) and the backend
+        computes on the host. The executor also checks that this layer is the only reader
+        of the Embedding's output, that the output is not a model output, and that no
+        initial state is given."""
+        from .embedding import Embedding
+
+        return (isinstance(embedding, Embedding) and not self.ops.on_device
+                and getattr(embedding, "activity_regularizer", None) is None)
+
+    def forward_from_indices(self, indices, embedding, mask=None):
+        """Inference of ``embedding`` then this layer from the indices (B, T): what
+        ``self.forward(embedding.forward(indices), mask)`` returns, the input projection
+        rounded once instead of twice. An embedded token's input projection ``e @ kernel``
+        is a row of ``embeddings @ kernel`` (V, 4u): that table is built once, kept while
+        the two weights hold the same values (compared at every call: optimizers, set_weights
+        and users write them in place), and the kernel gathers its rows in place of the
+        input-projection GEMM. Where a table does not pay (larger than 64 MB or than the
+        projections of 8 such batches, weights in another dtype, layers not built) the two
+        layers run as usual. ``mask``: the Embedding's output mask
+        (``embedding.compute_mask(indices)``)."""
+        indices = embedding.checked_indices(np.asarray(indices))
+        table = self._folded_projections(embedding, indices)
+        if table is None:
+            return self.forward(embedding.forward(indices, mask=None, training=False),
+                                mask=mask, training=False)
+        if mask is not None and mask.shape != indices.shape:
+            raise ValueError(f"LSTM {self.name!r}: mask of shape {mask.shape} does not fit "
+                             f"the indices {indices.shape}")
+        outputs, h_last, c_last, _ = self.ops.lstm_forward(
+            indices, None, self.recurrent_kernel.data,
+            None if self.bias is None else self.bias.data, mask=mask,
+            go_backwards=self.go_backwards, training=False, x_proj=table)
+        self._pending = (False, None)
+        return self._forward_finish((outputs, [h_last, c_last], None))
+
+    _FOLD_MAX_TABLE_BYTES = 64 << 20
+    _FOLD_MAX_BATCHES = 8
+
+    def _folded_projections(self, embedding, indices):
+        """``embeddings @ kernel`` (V, 4u), cached with copies of the two weights it was
+        made from; None where folding does not apply or pay."""
+        if not (self.built and embedding.built) or indices.ndim != 2:
+            return None
+        weights, kernel = embedding.embeddings.data, self.kernel.data
+        V, D = weights.shape
+        table_bytes = V * kernel.shape[1] * kernel.dtype.itemsize
+        if (weights.dtype != kernel.dtype or kernel.shape[0] != D
+                or table_bytes > self._FOLD_MAX_TABLE_BYTES
+                or V > self._FOLD_MAX_BATCHES * indices.size):
+            return None
+        folded = self._folded
+        # a content check, not a version: weights change in place in many ways (optimizer
+        # steps, assign, set_weights, constraints, users' writes); it reads V*D + D*4u
+        # values, a small part of a batch's work where the table pays
+        if (folded is not None and folded[0] is embedding
+                and np.array_equal(folded[1], weights) and np.array_equal(folded[2], kernel)):
+            return folded[3]
+        table = np.ascontiguousarray(self.ops.matmul(weights, kernel))
+        self._folded = (embedding, weights.copy(), kernel.copy(), table)
+        return table
 
     def get_config(self):
         config = super().get_config()

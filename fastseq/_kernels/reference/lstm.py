@@ -38,22 +38,31 @@ def _sigmoid(z, out):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
-                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None):
+                 go_backwards=False, training=True, input_masks=None, recurrent_masks=None,
+                 x_proj=None):
     # x: (B, T, D), kernel: (D, 4H), recurrent_kernel: (H, 4H), bias: (4H,) or None,
     # h0, c0: (B, H), mask: (B, T), input_masks: (4, B, D) or None, recurrent_masks:
     # (4, B, H) or None -> outputs: (B, T, H), h_last: (B, H), c_last: (B, H)
-    B, T, D = x.shape
+    # x_proj: (V, 4H) or None: then x is (B, T) indices, the input projection of step t of
+    # row b is x_proj[x[b, t]] (an Embedding folded into the kernel: embeddings @ kernel)
+    # and kernel is not read; inference only
+    if x_proj is not None and (training or input_masks is not None):
+        raise ValueError("x_proj: inference only (training=False, no input_masks)")
+    B, T = x.shape[:2]
     H = recurrent_kernel.shape[0]
-    dtype = x.dtype
+    dtype = x.dtype if x_proj is None else x_proj.dtype
     # processing order: step s reads time step T-1-s when going backwards
     xs = x[:, ::-1] if go_backwards else x
     ms = None
     if mask is not None:
         ms = np.ascontiguousarray((mask[:, ::-1] if go_backwards else mask).T)  # (T, B)
-    x_tm = np.ascontiguousarray(xs.transpose(1, 0, 2))  # (T, B, D)
+    x_tm = np.ascontiguousarray(xs.swapaxes(0, 1))  # (T, B, D), or (T, B) indices
     # one GEMM for the input projection of every step: (T*B, D) @ (D, 4H), or one per gate
-    # on the gate's dropped-out inputs
-    if input_masks is None:
+    # on the gate's dropped-out inputs, or a gather from the precomputed projections
+    if x_proj is not None:
+        gates = x_proj[x_tm].astype(dtype, copy=True)  # (T, B, 4H)
+    elif input_masks is None:
+        D = x.shape[2]
         gates = (x_tm.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)
     else:
         gates = np.empty((T, B, 4 * H), dtype=dtype)
