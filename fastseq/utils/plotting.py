@@ -9,9 +9,10 @@ def _figure_class():
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ImportError("plot_history needs matplotlib: pip install fastseq[plot]") from None
-    return Figure, FigureCanvasAgg
+    return Figure, FigureCanvasAgg, MaxNLocator
 
 
 def _history_dict(history):
@@ -53,7 +54,7 @@ def plot_history(history, path="history.png", metrics=None):
                              f"{sorted(logs)}")
         if not names:
             raise ValueError("plot_history: metrics is empty; name at least one quantity")
-    Figure, FigureCanvasAgg = _figure_class()
+    Figure, FigureCanvasAgg, MaxNLocator = _figure_class()
     figure = Figure(figsize=(5 * len(names), 4), dpi=100)
     FigureCanvasAgg(figure)
     for i, name in enumerate(names):
@@ -64,6 +65,7 @@ def plot_history(history, path="history.png", metrics=None):
                 axes.plot(epochs[:len(values)], values, marker="o", label=label)
         axes.set_title(name)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         axes.set_ylabel(name)
         axes.legend()
     figure.tight_layout()
