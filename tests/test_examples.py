@@ -92,6 +92,18 @@ def test_imdb_functional_two_inputs(capsys):
 
 
 @needs_data
+def test_imdb_text_vectorization_gru(capsys):
+    code, out = run_example("imdb_text_vectorization_gru",
+                            ["--data", DATA, "--maxlen", "20"] + QUICK, capsys)
+    assert code == 0
+    assert "gru (GRU)" in out and "Adapted the vocabulary" in out
+    accuracy(out)
+    seconds_per_epoch(out, 1)
+    scores = re.findall(r"^([0-9.]+)  ", out, flags=re.M)  # the end-to-end model on raw text
+    assert len(scores) == 2 and all(0.0 <= float(s) <= 1.0 for s in scores)
+
+
+@needs_data
 def test_imdb_flatten(capsys, tmp_path):
     argv = ["--data", DATA, "--plots", str(tmp_path / "c")] + QUICK
     code, out = run_example("imdb_flatten", argv, capsys)
