@@ -366,6 +366,10 @@ def from_keras_compile(compile_config):
     def plain(value):
         if isinstance(value, list):
             return [plain(v) for v in value]
+        if isinstance(value, dict) and value.get("class_name") == "function" and (
+                str(value.get("module")).startswith("keras") or value.get("module")
+                == "builtins"):  # where Keras 3 writes its own functions
+            return value.get("config")  # a Keras function (loss, metric): its name
         if isinstance(value, dict) and "class_name" in value:
             return {"class_name": value["class_name"], "config": value.get("config") or {}}
         if isinstance(value, dict):

@@ -1012,7 +1012,12 @@ def _load_model_keras3(filepath, custom_objects, compile, model_from_config):
         raise _corrupted(filepath, crc_error)
     _assign_checked(model, per_layer, [p[0] for p in per_layer], repr(filepath))
     if compile and compile_config and compile_config.get("optimizer") is not None:
-        _compile_from_config(model, compile_config)
+        try:
+            _compile_from_config(model, compile_config)
+        except (ValueError, TypeError, NotImplementedError) as err:
+            raise ValueError(f"{filepath!r}: its compile settings do not load in fastseq "
+                             f"({err}); load_model(..., compile=False) gives the model "
+                             "uncompiled") from err
         if optimizer is not None:
             _restore_keras3_optimizer(model, optimizer, repr(filepath))
     return model

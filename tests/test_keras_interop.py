@@ -448,3 +448,47 @@ def test_more_layers_both_ways(tmp_path, name):
     back = keras.models.load_model(tmp_path / "fastseq.keras")
     np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_regularizers_and_a_loss_function_both_ways(tmp_path):
+    x, y = _data()
+
+    def build(L, R):
+        return [L.Embedding(50, 6, embeddings_regularizer=R.L2(0.01)),
+                L.LSTM(3, kernel_regularizer=R.L1L2(l1=0.001, l2=0.01)),
+                L.Dense(1, activation="sigmoid", bias_regularizer=R.L1(0.02))]
+
+    theirs = keras.Sequential([keras.Input((STEPS,), dtype="int32")]
+                              + build(K, keras.regularizers))
+    theirs.compile(optimizer="sgd", loss=keras.losses.binary_crossentropy)
+    theirs.fit(x, y, epochs=1, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    assert ours.layers[1].kernel_regularizer.get_config() == pytest.approx(
+        {"l1": 0.001, "l2": 0.01})
+    # the loss each side reports includes the same penalties
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0),
+                                                           rel=1e-5)
+    from fastseq import regularizers
+
+    layers = build(F, regularizers)
+    layers[0] = F.Embedding(50, 6, input_length=STEPS,
+                            embeddings_regularizer=regularizers.L2(0.01))
+    mine = Sequential(layers)
+    mine.compile(optimizer="sgd", loss="binary_crossentropy")
+    mine.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    assert back.layers[2].bias_regularizer.get_config() == pytest.approx({"l1": 0.02})
+    assert back.evaluate(x, y, verbose=0) == pytest.approx(mine.evaluate(x, y, verbose=0),
+                                                           rel=1e-5)
+
+
+def test_an_optimizer_fastseq_lacks_is_an_error_naming_the_file(tmp_path):
+    theirs = _keras_model("lstm")
+    theirs.compile(optimizer="nadam", loss="binary_crossentropy")
+    path = tmp_path / "keras.keras"
+    theirs.save(path)
+    with pytest.raises(ValueError, match=r"keras\.keras.*Nadam.*compile=False"):
+        load_model(path)
+    ours = load_model(path, compile=False)
+    assert ours.optimizer is None
