@@ -262,6 +262,13 @@ class Optimizer:
     def __repr__(self):
         return f"<{type(self).__name__} learning_rate={self._learning_rate:g}>"
 
+    def __reduce__(self):
+        """Pickle as class, config and iteration count (the slots travel with the model):
+        fastseq/_pickling.py."""
+        from fastseq._pickling import reduce_optimizer
+
+        return reduce_optimizer(self)
+
     # ------------------------------------------------------------------ updates
     def apply_gradients(self, variables):
         """Update every trainable Variable that has a gradient, in place, then count one

@@ -385,6 +385,13 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
+    def __reduce__(self):
+        """Pickle as class, config, built input shape and weights (no caches, no device
+        arrays): fastseq/_pickling.py."""
+        from fastseq._pickling import reduce_layer
+
+        return reduce_layer(self)
+
 
 def serialize(layer):
     """``{'class_name': 'Dense', 'config': {...}}``, as keras.layers.serialize."""
