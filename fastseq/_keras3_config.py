@@ -345,7 +345,10 @@ def from_keras_model(config, custom_objects=None):
         # the input shape on the first layer (Keras 2's way, which fastseq's Sequential
         # reads): the layers are built as they are added, for that shape
         shape = layers.pop(0)["config"].get("batch_shape")
-        layers[0]["config"].setdefault("batch_input_shape", shape)
+        first = layers[0]["config"]
+        first.setdefault("batch_input_shape", shape)
+        if layers[0]["class_name"] == "Embedding" and shape and len(shape) == 2:
+            first.setdefault("input_length", shape[1])  # Keras 2's spelling of that shape
     inner["layers"] = layers
     return {"class_name": class_name, "config": inner}
 
