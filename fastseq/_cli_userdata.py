@@ -131,7 +131,8 @@ def add_train_arguments(p):
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                    help="balanced: weigh each class by n / (classes * its count)")
     p.add_argument("--limit", type=int, default=None,
-                   help="use the first N rows only (imdb mode: about N reviews per split)")
+                   help="use N rows of --data drawn at random with --seed (imdb mode: "
+                        "about N reviews per split)")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, split, shuffling)")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                    help="1: progress bar (default), 2: one line per epoch, 0: quiet")
@@ -374,7 +375,12 @@ def _publish(temp, out, overwrite):
             raise DataError(f"--out {out} exists; pass --overwrite to replace it")
         old = f"{temp}.old"
         os.rename(out, old)
-    os.rename(temp, out)
+    try:
+        os.rename(temp, out)
+    except OSError:
+        if old is not None:  # put the previous run back
+            os.rename(old, out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -423,8 +429,10 @@ def _prepare_training(args, text_column, label_column):
                 encoding=args.encoding)
     start = time.perf_counter()
     data = read_texts(args.data, **read)
-    if args.limit:
-        data = data.take(np.arange(min(args.limit, len(data))))
+    if args.limit and args.limit < len(data):
+        # drawn at random: files are often sorted by label, and the first rows one class
+        pick = np.random.default_rng(args.seed).choice(len(data), args.limit, replace=False)
+        data = data.take(np.sort(pick))
     if args.validation_data:
         train_data, val_data = data, read_texts(args.validation_data, **read)
     else:
@@ -586,7 +594,8 @@ def evaluate(args, parser):
         y_true = trained.labels.encode(data)
     except DataError as e:
         return _fail(str(e))
-    probabilities = trained.probabilities(data.texts, args.batch_size or 256)
+    with _progress(len(data)) as progress:
+        probabilities = trained.probabilities(data.texts, args.batch_size or 256, progress)
     metrics = compute_metrics(probabilities, y_true, trained.labels)
     print(format_report(metrics))
     if args.out:

@@ -365,6 +365,19 @@ def test_existing_out_is_refused_unless_overwrite(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["b.csv", "run"]
 
 
+def test_a_run_failing_late_leaves_nothing(tmp_path, capsys, monkeypatch):
+    data = _write_csv(tmp_path / "b.csv", ["text", "label"],
+                      _topic_rows(30, ["sport", "politics"]))
+
+    def broken(history, path):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(_cli_userdata, "plot_training", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _train(["--data", data, "--out", str(tmp_path / "run"), *QUICK])
+    assert sorted(os.listdir(tmp_path)) == ["b.csv"]  # no run, no temporary folder
+
+
 def test_command_line_errors_exit_2(tmp_path, capsys):
     for argv in (["train"], ["train", "--data", "x.csv"],
                  ["train", "--data", "x.csv", "--out", "o", "--epochs", "0"],
@@ -444,3 +457,39 @@ def test_train_imdb_layout_still_dispatches(monkeypatch, capsys):
     monkeypatch.setattr(_cli_train, "main", lambda argv: called.append(argv) or 0)
     assert main(["train", "imdb", "--model", "lstm", "--epochs", "1"]) == 0
     assert called == [["imdb", "--model", "lstm", "--epochs", "1"]]
+
+
+# -------------------------------------------------------------------------- --vectors
+def test_pretrained_vectors_frozen_or_fine_tuned(tmp_path, capsys):
+    from fastseq.models import load_model
+    from fastseq.preprocessing.text import tokenizer_from_json
+
+    rows = _topic_rows(40, ["sport", "politics"])
+    data = _write_csv(tmp_path / "b.csv", ["text", "label"], rows)
+    rng = np.random.default_rng(0)
+    words = KEYWORDS["sport"].split() + KEYWORDS["politics"].split() + ["unused"]
+    vectors = {w: rng.normal(size=5).round(4) for w in words}
+    glove = tmp_path / "tiny.glove.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    embeddings = {}
+    for mode in ("frozen", "fine-tuned"):
+        out = tmp_path / mode
+        extra = ["--fine-tune-vectors"] if mode == "fine-tuned" else []
+        code, printed = _train(["--data", data, "--out", str(out), "--vectors", str(glove),
+                                "--model", "gru", "--learning-rate", "0.05", *extra, *QUICK],
+                               capsys)
+        assert code == 0, printed.err
+        assert "8 of the" in printed.out and "5-d" in printed.out  # 8 keywords found
+        with open(out / "tokenizer.json") as f:
+            index = tokenizer_from_json(f.read()).word_index
+        weights = load_model(str(out / "model.keras")).layers[0].get_weights()[0]
+        assert weights.shape[1] == 5  # the vectors' size, not --embedding-dim
+        embeddings[mode] = {w: weights[index[w]] for w in words[:-1]}
+    for w in words[:-1]:
+        np.testing.assert_allclose(embeddings["frozen"][w], vectors[w], rtol=1e-6)
+    moved = [w for w in words[:-1]
+             if not np.allclose(embeddings["fine-tuned"][w], vectors[w], atol=1e-4)]
+    assert len(moved) == len(words) - 1
+    code, printed = _train(["--data", data, "--out", str(tmp_path / "bad"), "--vectors",
+                            str(tmp_path / "nope.txt"), *QUICK], capsys)
+    assert code == 2 and "--vectors" in printed.err
