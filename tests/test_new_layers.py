@@ -852,7 +852,7 @@ def test_against_keras_when_installed():
             theirs.set_weights(weights)
             for training in (False, True):
                 np.testing.assert_allclose(ours(x, training=training),
-                                           np.asarray(theirs(x, training=training)),
+                                           keras.ops.convert_to_numpy(theirs(x, training=training)),
                                            rtol=1e-5, atol=1e-5,
                                            err_msg=f"{type(ours).__name__} {training}")
             for a, b in zip(ours.get_weights(), theirs.get_weights()):
