@@ -43,8 +43,7 @@ _OBJECT_MODULES = {"_initializer": "keras.initializers", "_regularizer": "keras.
 # Layer keys that wrap another layer (Bidirectional, TimeDistributed).
 _WRAPPED_LAYER_KEYS = ("layer", "backward_layer")
 # fastseq (Keras 2) layer keys Keras 3 removed; the input shape goes to the InputLayer.
-_FASTSEQ_ONLY_LAYER_KEYS = {"input_length": None, "implementation": None,
-                            "batch_input_shape": None}
+_FASTSEQ_ONLY_LAYER_KEYS = ("input_length", "implementation", "batch_input_shape")
 # Keys of fastseq's config that a Keras 3 class does not take (its constructor rejects them);
 # they only restate the default there (a layer without weights is never trainable).
 _KERAS_REJECTS = {"SpatialDropout1D": ("trainable",)}
@@ -97,7 +96,7 @@ def _layer_to_keras(entry, layer=None):
     name = config.get("name", entry.get("name"))
     if class_name not in KERAS_LAYERS:
         raise NotTranslatable(f"layer {name!r} ({class_name}) has no Keras 3 counterpart")
-    for key in list(_FASTSEQ_ONLY_LAYER_KEYS) + list(_KERAS_REJECTS.get(class_name, ())):
+    for key in _FASTSEQ_ONLY_LAYER_KEYS + _KERAS_REJECTS.get(class_name, ()):
         config.pop(key, None)
     if class_name == "InputLayer":
         config.pop("trainable", None)
@@ -334,9 +333,9 @@ def from_keras_model(config, custom_objects=None):
     dtype = inner.pop("dtype", None)
     if isinstance(dtype, dict):
         dtype = (dtype.get("config") or {}).get("name")
-    if dtype not in (None, "float32"):
-        raise ValueError(f"Keras 3 model with dtype policy {dtype!r}: fastseq's models run "
-                         "float32 (a float64 model sets each layer's dtype)")
+    if dtype not in (None, "float32", "float64"):  # each layer's own policy says the rest
+        raise ValueError(f"Keras 3 model with dtype policy {dtype!r}: fastseq's layers "
+                         "compute in float32 or float64")
     entries = inner.get("layers", [])
     if class_name != "Sequential":
         entries = _fastseq_graph(entries)
