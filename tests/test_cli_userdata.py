@@ -493,3 +493,26 @@ def test_pretrained_vectors_frozen_or_fine_tuned(tmp_path, capsys):
     code, printed = _train(["--data", data, "--out", str(tmp_path / "bad"), "--vectors",
                             str(tmp_path / "nope.txt"), *QUICK], capsys)
     assert code == 2 and "--vectors" in printed.err
+
+
+# -------------------------------------------------------------------------- Keras 3 reads it
+def test_keras3_loads_the_trained_model(tmp_path, capsys):
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # as tests/test_keras_interop.py
+    keras = pytest.importorskip("keras", reason="needs Keras 3 (pip install -e '.[keras]')")
+    from fastseq.models import load_model
+    from fastseq.preprocessing.sequence import pad_sequences
+    from fastseq.preprocessing.text import tokenizer_from_json
+
+    rows = _topic_rows(60, ["sport", "politics", "tech"])
+    data = _write_csv(tmp_path / "m.csv", ["text", "label"], rows)
+    out = tmp_path / "run"
+    assert _train(["--data", data, "--out", str(out), "--model", "bilstm", *QUICK],
+                  capsys)[0] == 0
+    with open(out / "tokenizer.json") as f:
+        tokenizer = tokenizer_from_json(f.read())
+    # short texts: the padding (masked by mask_zero) matters
+    x = pad_sequences(tokenizer.texts_to_sequences(["goal", "vote senate", "new chip code"]),
+                      maxlen=10)
+    expected = load_model(str(out / "model.keras")).predict(x)
+    got = keras.saving.load_model(str(out / "model.keras")).predict(x, verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
