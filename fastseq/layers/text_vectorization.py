@@ -129,7 +129,7 @@ class TextVectorization(Layer):
     >>> v = TextVectorization(output_sequence_length=4)
     >>> v.adapt(["The cat sat.", "The dog sat on the mat!"])
     >>> v(["the cat", "a dog"]).tolist()
-    [[2, 6, 0, 0], [1, 7, 0, 0]]
+    [[2, 7, 0, 0], [1, 6, 0, 0]]
     """
 
     _takes_strings = True
