@@ -330,6 +330,39 @@ def conv1d_backward(cache: dict, grad_y: ArrayLike
 
 
 # ----------------------------------------------------------------------------- pooling
+#
+# Pooling is memory-bound: one pass over x and one over dx. The kernels run on ranges of
+# whole sequences (fastseq/_kernels/conv1d.py), which the fork-join hands to fastseq's
+# threads; each element is computed alike in any range, so the bits never depend on the
+# split or the thread count. A few tasks per thread rather than one: a thread that the
+# scheduler holds back (a shared machine) leaves its share to the others. Below
+# _POOL_SERIAL_BYTES moved the calling thread does it all: a hand-off to a helper costs
+# about what copying that much does (~10-20 us).
+_POOL_SERIAL_BYTES = 256 << 10
+_POOL_TASK_BYTES = 1 << 20
+_POOL_TASKS_PER_THREAD = 4
+
+
+def _pool_tasks(batch, bytes_per_sequence, threads):
+    """((b_lo, b_hi), ...) ranges of whole sequences covering [0, batch), in order."""
+    if threads <= 1 or batch <= 1 or batch * bytes_per_sequence < _POOL_SERIAL_BYTES:
+        return ((0, batch),)
+    by_bytes = batch * bytes_per_sequence // _POOL_TASK_BYTES
+    count = min(batch, max(threads, min(_POOL_TASKS_PER_THREAD * threads, by_bytes)))
+    per_task = -(-batch // count)
+    return tuple((lo, min(batch, lo + per_task)) for lo in range(0, batch, per_task))
+
+
+def _run_pool_kernel(kernel, batch, bytes_per_sequence, *args):
+    """kernel(*args, b_lo, b_hi) over [0, batch) on fastseq's threads."""
+    from .._threads import get_num_threads
+
+    threads = get_num_threads()
+    tasks = _pool_tasks(batch, bytes_per_sequence, threads)
+    if len(tasks) == 1:
+        kernel(*args, *tasks[0])
+    else:
+        run_tasks(lambda lo, hi: kernel(*args, lo, hi), tasks, threads)
 
 
 # x: (B, L, C) -> y: (B, Lout, C)
@@ -352,7 +385,10 @@ def max_pool1d_forward(x: ArrayLike, pool_size: int = 2, strides: int | None = N
         )
     y = np.empty((batch, out_length, channels), dtype=x.dtype)
     argmax = np.empty((batch, out_length, channels), dtype=np.int32 if length < 2**31 else np.int64)
-    _k.max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax)
+    _run_pool_kernel(_k.max_pool1d_forward, batch,
+                     length * channels * x.itemsize
+                     + out_length * channels * (x.itemsize + argmax.itemsize),
+                     x, pool_size, strides, pad_left, y, argmax)
     cache = {"x_shape": x.shape, "argmax": argmax, "pool_size": pool_size, "strides": strides,
              "pad_left": pad_left, "dtype": x.dtype}
     return y, cache
@@ -365,7 +401,10 @@ def max_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray:
     argmax = cache["argmax"]
     gy = _grad(grad_y, argmax.shape, cache["dtype"])
     dx = np.empty(cache["x_shape"], dtype=gy.dtype)
-    _k.max_pool1d_backward(gy, argmax, cache["pool_size"], cache["strides"], cache["pad_left"], dx)
+    batch = dx.shape[0]
+    _run_pool_kernel(_k.max_pool1d_backward, batch,
+                     (dx.nbytes + gy.nbytes + argmax.nbytes) // max(batch, 1),
+                     gy, argmax, cache["pool_size"], cache["strides"], cache["pad_left"], dx)
     return dx
 
 
@@ -397,7 +436,8 @@ def global_average_pool1d_forward(x: ArrayLike, mask: ArrayLike | None = None
         raise ValueError(f"x must have at least 1 step, got shape {x.shape}")
     y = np.empty((batch, channels), dtype=x.dtype)
     inv_counts = np.empty(batch, dtype=x.dtype)
-    _k.global_average_pool1d_forward(x, mask, use_mask, y, inv_counts)
+    _run_pool_kernel(_k.global_average_pool1d_forward, batch, length * channels * x.itemsize,
+                     x, mask, use_mask, y, inv_counts)
     return y, {"x_shape": x.shape, "mask": mask, "use_mask": use_mask, "inv_counts": inv_counts}
 
 
@@ -408,7 +448,8 @@ def global_average_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray
     inv_counts = cache["inv_counts"]
     gy = _grad(grad_y, (batch, channels), inv_counts.dtype)
     dx = np.empty(cache["x_shape"], dtype=gy.dtype)
-    _k.global_average_pool1d_backward(gy, inv_counts, cache["mask"], cache["use_mask"], dx)
+    _run_pool_kernel(_k.global_average_pool1d_backward, batch, length * channels * gy.itemsize,
+                     gy, inv_counts, cache["mask"], cache["use_mask"], dx)
     return dx
 
 
@@ -428,7 +469,8 @@ def global_max_pool1d_forward(x: ArrayLike, mask: ArrayLike | None = None
         raise ValueError(f"x must have at least 1 step, got shape {x.shape}")
     y = np.empty((batch, channels), dtype=x.dtype)
     argmax = np.empty((batch, channels), dtype=np.int64)
-    _k.global_max_pool1d_forward(x, mask, use_mask, y, argmax)
+    _run_pool_kernel(_k.global_max_pool1d_forward, batch, length * channels * x.itemsize,
+                     x, mask, use_mask, y, argmax)
     return y, {"x_shape": x.shape, "argmax": argmax, "dtype": x.dtype}
 
 
@@ -438,7 +480,9 @@ def global_max_pool1d_backward(cache: dict, grad_y: ArrayLike) -> np.ndarray:
     argmax = cache["argmax"]
     gy = _grad(grad_y, argmax.shape, cache["dtype"])
     dx = np.empty(cache["x_shape"], dtype=gy.dtype)
-    _k.global_max_pool1d_backward(gy, argmax, dx)
+    batch, length, channels = dx.shape
+    _run_pool_kernel(_k.global_max_pool1d_backward, batch, length * channels * gy.itemsize,
+                     gy, argmax, dx)
     return dx
 
 

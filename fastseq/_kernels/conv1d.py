@@ -417,6 +417,11 @@ def col2im(dcols, kernel_size, strides, dilation, pad_left, out_length, b_lo, b_
 
 
 # ----------------------------------------------------------------------------- pooling
+#
+# Every pooling kernel works on the sequences b in [b_lo, b_hi) and releases the GIL, so the
+# caller can hand ranges to several threads (fastseq/_kernels/_forkjoin.py). No result mixes
+# two sequences, so each element is computed the same way whatever the split: the same bits
+# for any thread count. A call writes only its own sequences' rows of y, argmax and dx.
 
 
 # NaN, as NumPy's max: a window (or sequence) holding a NaN has the max NaN, and its gradient
@@ -424,59 +429,57 @@ def col2im(dcols, kernel_size, strides, dilation, pad_left, out_length, b_lo, b_
 # v > m or v is NaN (not v <= m: one unordered compare); once m is NaN nothing wins over it.
 
 
-# x: (B, L, C) -> y: (B, Lout, C), argmax: (B, Lout, C) int32 steps of x
-@njit(cache=True, boundscheck=False)
-def max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax):
+# x: (B, L, C) -> y: (B, Lout, C), argmax: (B, Lout, C) int32 (int64 past 2**31 steps)
+@njit(cache=True, nogil=True, boundscheck=False)
+def max_pool1d_forward(x, pool_size, strides, pad_left, y, argmax, b_lo, b_hi):
     """Max over each window of real steps (padding never wins); ties: the first step; a NaN
     in the window: NaN, at the first NaN."""
-    batch, length, channels = x.shape
+    length, channels = x.shape[1], x.shape[2]
     out_length = y.shape[1]
-    for row in range(batch * out_length):
-        b = row // out_length
-        t = row - b * out_length
-        start = t * strides - pad_left
-        first = max(start, 0)
-        last = min(start + pool_size, length)
-        for c in range(channels):
-            y[b, t, c] = x[b, first, c]
-            argmax[b, t, c] = first
-        for s in range(first + 1, last):
+    for b in range(b_lo, b_hi):
+        for t in range(out_length):
+            start = t * strides - pad_left
+            first = max(start, 0)
+            last = min(start + pool_size, length)
             for c in range(channels):
-                # branch-free selects, so the loop over channels vectorises
-                v = x[b, s, c]
-                m = y[b, t, c]
-                better = (not v <= m) & (m == m)
-                y[b, t, c] = v if better else m
-                argmax[b, t, c] = s if better else argmax[b, t, c]
+                y[b, t, c] = x[b, first, c]
+                argmax[b, t, c] = first
+            for s in range(first + 1, last):
+                for c in range(channels):
+                    # branch-free selects, so the loop over channels vectorises
+                    v = x[b, s, c]
+                    m = y[b, t, c]
+                    better = (not v <= m) & (m == m)
+                    y[b, t, c] = v if better else m
+                    argmax[b, t, c] = s if better else argmax[b, t, c]
 
 
 # grad_y: (B, Lout, C), argmax: (B, Lout, C) -> dx: (B, L, C)
-@njit(cache=True, boundscheck=False)
-def max_pool1d_backward(grad_y, argmax, pool_size, strides, pad_left, dx):
+@njit(cache=True, nogil=True, boundscheck=False)
+def max_pool1d_backward(grad_y, argmax, pool_size, strides, pad_left, dx, b_lo, b_hi):
     """dx[b, s, c] = sum of grad_y over the windows whose max was step s (a gather over the
     windows that contain s, in order: overlapping windows add up without races)."""
-    batch, length, channels = dx.shape
+    length, channels = dx.shape[1], dx.shape[2]
     out_length = grad_y.shape[1]
-    for row in range(batch * length):
-        b = row // length
-        s = row - b * length
-        for c in range(channels):
-            dx[b, s, c] = 0
-        # windows t with t * strides - pad_left <= s < t * strides - pad_left + pool_size
-        num = s + pad_left - pool_size + 1
-        t_first = 0 if num <= 0 else -(-num // strides)
-        t_last = min((s + pad_left) // strides, out_length - 1)
-        for t in range(t_first, t_last + 1):
+    for b in range(b_lo, b_hi):
+        for s in range(length):
             for c in range(channels):
-                dx[b, s, c] += grad_y[b, t, c] if argmax[b, t, c] == s else 0
+                dx[b, s, c] = 0
+            # windows t with t * strides - pad_left <= s < t * strides - pad_left + pool_size
+            num = s + pad_left - pool_size + 1
+            t_first = 0 if num <= 0 else -(-num // strides)
+            t_last = min((s + pad_left) // strides, out_length - 1)
+            for t in range(t_first, t_last + 1):
+                for c in range(channels):
+                    dx[b, s, c] += grad_y[b, t, c] if argmax[b, t, c] == s else 0
 
 
 # x: (B, L, C), mask: (B, L) bool -> y: (B, C), inv_counts: (B,)
-@njit(cache=True, boundscheck=False)
-def global_average_pool1d_forward(x, mask, use_mask, y, inv_counts):
+@njit(cache=True, nogil=True, boundscheck=False)
+def global_average_pool1d_forward(x, mask, use_mask, y, inv_counts, b_lo, b_hi):
     """Mean over the unmasked steps (all when not use_mask); none unmasked: 0."""
-    batch, length, channels = x.shape
-    for b in range(batch):
+    length, channels = x.shape[1], x.shape[2]
+    for b in range(b_lo, b_hi):
         for c in range(channels):
             y[b, c] = 0
         count = 0
@@ -493,27 +496,26 @@ def global_average_pool1d_forward(x, mask, use_mask, y, inv_counts):
 
 
 # grad_y: (B, C), inv_counts: (B,), mask: (B, L) -> dx: (B, L, C)
-@njit(cache=True, boundscheck=False)
-def global_average_pool1d_backward(grad_y, inv_counts, mask, use_mask, dx):
-    batch, length, channels = dx.shape
-    for row in range(batch * length):
-        b = row // length
-        s = row - b * length
-        if use_mask and not mask[b, s]:
-            for c in range(channels):
-                dx[b, s, c] = 0
-        else:
-            for c in range(channels):
-                dx[b, s, c] = grad_y[b, c] * inv_counts[b]
+@njit(cache=True, nogil=True, boundscheck=False)
+def global_average_pool1d_backward(grad_y, inv_counts, mask, use_mask, dx, b_lo, b_hi):
+    length, channels = dx.shape[1], dx.shape[2]
+    for b in range(b_lo, b_hi):
+        for s in range(length):
+            if use_mask and not mask[b, s]:
+                for c in range(channels):
+                    dx[b, s, c] = 0
+            else:
+                for c in range(channels):
+                    dx[b, s, c] = grad_y[b, c] * inv_counts[b]
 
 
-# x: (B, L, C), mask: (B, L) bool -> y: (B, C), argmax: (B, C) int32 (-1: none unmasked)
-@njit(cache=True, boundscheck=False)
-def global_max_pool1d_forward(x, mask, use_mask, y, argmax):
+# x: (B, L, C), mask: (B, L) bool -> y: (B, C), argmax: (B, C) int64 (-1: none unmasked)
+@njit(cache=True, nogil=True, boundscheck=False)
+def global_max_pool1d_forward(x, mask, use_mask, y, argmax, b_lo, b_hi):
     """Max over the unmasked steps; ties: the first; a NaN among them: NaN, at the first
     NaN; none unmasked: 0 and argmax -1."""
-    batch, length, channels = x.shape
-    for b in range(batch):
+    length, channels = x.shape[1], x.shape[2]
+    for b in range(b_lo, b_hi):
         first = 0
         if use_mask:
             while first < length and not mask[b, first]:
@@ -539,10 +541,10 @@ def global_max_pool1d_forward(x, mask, use_mask, y, argmax):
 
 
 # grad_y: (B, C), argmax: (B, C) -> dx: (B, L, C)
-@njit(cache=True, boundscheck=False)
-def global_max_pool1d_backward(grad_y, argmax, dx):
-    batch, length, channels = dx.shape
-    for b in range(batch):
+@njit(cache=True, nogil=True, boundscheck=False)
+def global_max_pool1d_backward(grad_y, argmax, dx, b_lo, b_hi):
+    length, channels = dx.shape[1], dx.shape[2]
+    for b in range(b_lo, b_hi):
         for s in range(length):
             for c in range(channels):
                 dx[b, s, c] = 0
