@@ -1063,8 +1063,8 @@ class Model:
         caches, activity = [None] * len(self._steps), []
         for i, step in enumerate(self._steps):
             layer = step.layer
-            mode = training if step.training is None else step.training
-            layer_training = bool(mode) and (on_path[i] or layer._training_changes_forward())
+            # Keras 3: the model's own training flag overrides one recorded in the call
+            layer_training = bool(training) and (on_path[i] or layer._training_changes_forward())
             args = [self._to_layer(values[s], layer) for s in step.inputs[:step.n_main]]
             arg_masks = [masks[s] for s in step.inputs[:step.n_main]]
             x = args if step.main_is_list else args[0]
@@ -2207,10 +2207,7 @@ class Sequential(Model):
         model = cls(name=config.get("name"))
         build_shape = config.get("build_input_shape")
         for layer_config in config.get("layers", []):
-            if layer_config.get("class_name") == "InputLayer":
-                inner = layer_config.get("config", {})
-                build_shape = inner.get("batch_input_shape") or inner.get("batch_shape")
-                continue
+            # an InputLayer first gives the shape, so each layer builds as it is added
             model.add(_base.deserialize(layer_config, custom_objects=custom_objects))
         if not model.built and build_shape is not None and model._layers:
             model.build(tuple(build_shape))

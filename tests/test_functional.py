@@ -426,3 +426,32 @@ def test_a_model_is_a_layer_of_another_model():
     stacked.compile("sgd", "mse")
     stacked.fit(xs[0], np.ones((4, 1)), epochs=1, verbose=0)
     assert stacked.output_shape == (None, 1)
+
+
+def test_sequential_config_with_an_input_layer_builds_flatten_dense():
+    """The InputLayer's shape is known before Flatten -> Dense is added (Keras 2 and 3
+    configs)."""
+    from fastseq.layers import Flatten
+
+    for key in ("batch_shape", "batch_input_shape"):
+        config = {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {key: [None, 4, 3], "dtype": "float32",
+                                                    "name": "inp"}},
+            {"class_name": "Flatten", "config": {"name": "f"}},
+            {"class_name": "Dense", "config": {"name": "d", "units": 2}}]}
+        model = Sequential.from_config(config)
+        assert model.built and model.output_shape == (None, 2)
+        assert model.get_config()["layers"][0]["class_name"] == "InputLayer"
+        assert isinstance(model.layers[0], Flatten)
+
+
+def test_the_models_training_flag_overrides_a_recorded_one():
+    """Keras 3: Dropout(...)(x, training=True) recorded in the graph still follows the
+    model's mode (predict is inference)."""
+    from fastseq.layers import Dropout
+
+    inp = Input(shape=(50,))
+    model = Model(inp, Dropout(0.5)(inp, training=True))
+    x = np.ones((2, 50), np.float32)
+    np.testing.assert_array_equal(model.predict(x), x)
+    assert model.get_config()["layers"][1]["inbound_nodes"][0]["kwargs"] == {"training": True}
