@@ -267,3 +267,50 @@ def test_float64_model_and_the_reference_backend():
         y = lstm.forward_from_indices(x, embedding, embedding.compute_mask(x))
         assert y.dtype == np.float64 and lstm._folded is not None
         np.testing.assert_allclose(y, _plain(model, x), rtol=1e-12, atol=1e-13)
+
+
+# ------------------------------------------------- outputs not written (return_sequences=False)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_without_return_sequences_the_state_and_gradients_are_unchanged(training, masked,
+                                                                         go_backwards):
+    from fastseq._api.lstm import lstm_backward
+
+    rng = np.random.default_rng(11)
+    B, T, D, H = 40, 7, 3, 4
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    _, kernel, recurrent, bias, _, mask = _problem(rng, B, T, 5, D, H, np.float32)
+    kwargs = dict(mask=mask if masked else None, go_backwards=go_backwards, training=training)
+    full = lstm_forward(x, kernel, recurrent, bias, **kwargs)
+    last = lstm_forward(x, kernel, recurrent, bias, return_sequences=False, **kwargs)
+    assert last[0] is None
+    np.testing.assert_array_equal(full[1], last[1])
+    np.testing.assert_array_equal(full[2], last[2])
+    expected = reference.lstm_forward(x, kernel, recurrent, bias, return_sequences=False,
+                                      **kwargs)
+    assert expected[0] is None
+    np.testing.assert_allclose(last[1], expected[1], rtol=1e-5, atol=1e-6)
+    if training:
+        gh = rng.standard_normal((B, H)).astype(np.float32)
+        for a, b in zip(lstm_backward(full[3], grad_h_last=gh),
+                        lstm_backward(last[3], grad_h_last=gh)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_layer_without_return_sequences_trains_as_before():
+    # the layer asks the kernels for the last state only; its fit must match the reference
+    # backend's, which computes the outputs
+    rng = np.random.default_rng(12)
+    x, y = _batch(rng), rng.integers(0, 2, 12).astype(np.float32)
+    losses = []
+    for use_reference in (False, True):
+        model = _model()
+        if use_reference:
+            model._use_ops(get_ops("reference"))
+        losses.append([model.train_on_batch(x, y) for _ in range(3)])
+        losses[-1].append(model.predict(x, verbose=0))
+    np.testing.assert_allclose(losses[0][:3], losses[1][:3], rtol=1e-5)
+    np.testing.assert_allclose(losses[0][3], losses[1][3], rtol=1e-5, atol=1e-6)

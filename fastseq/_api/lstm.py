@@ -37,8 +37,8 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
                  c0: ArrayLike | None = None, mask: ArrayLike | None = None,
                  go_backwards: bool = False, training: bool = True,
                  input_masks: ArrayLike | None = None, recurrent_masks: ArrayLike | None = None,
-                 x_proj: ArrayLike | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict | None]:
+                 x_proj: ArrayLike | None = None, return_sequences: bool = True
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, dict | None]:
     """The LSTM over a batch of sequences, as Keras's ``LSTM(return_sequences=True)``.
 
     x: (B, T, D) inputs; kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None;
@@ -76,6 +76,10 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     ``training`` False without dropout masks. The outputs are bitwise those of the plain
     call on inputs whose products with ``kernel`` are exactly ``x_proj``'s rows.
 
+    ``return_sequences=False``: ``outputs`` is None and is never written (B*T*H values of
+    memory traffic saved where only the last state is read); the rest is unchanged, the
+    backward included (give it ``grad_h_last`` / ``grad_c_last``).
+
     The mask may also be an integer array (nonzero = keep). Inputs that are not
     C-contiguous are copied once.
     """
@@ -105,10 +109,11 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
                                                  "units", dtype)
     go_backwards = check_flag(go_backwards, "go_backwards")
     training = check_flag(training, "training")
+    return_sequences = check_flag(return_sequences, "return_sequences")
     outputs, h_last, c_last, cache = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
         row_blocks=row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas,
-        x_proj=x_proj, **masks)
+        x_proj=x_proj, store_outputs=return_sequences, **masks)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, c_last, cache

@@ -460,13 +460,14 @@ def _forward_block(x, kernel, recurrent_kernel, bias, h0, c0, mask_tm, step_pos,
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
                  row_blocks=1, n_threads=1, serial_blas=contextlib.nullcontext,
-                 input_masks=None, recurrent_masks=None, x_proj=None):
+                 input_masks=None, recurrent_masks=None, x_proj=None, store_outputs=True):
     # x: (B, T, D), kernel: (D, 4H), recurrent_kernel: (H, 4H), bias: (4H,), h0, c0: (B, H),
     # mask: (B, T) bool or None, input_masks: (4, B, D) or None, recurrent_masks: (4, B, H)
     # or None -> outputs: (B, T, H), h_last, c_last: (B, H), cache.
     # x_proj: (V, 4H) or None: then x is (B, T) int indices and step t of row b reads the
     # input projection x_proj[x[b, t]] in place of x[b, t] @ kernel (kernel unused;
-    # inference only: no cache, no dropout masks).
+    # inference only: no cache, no dropout masks). store_outputs=False: outputs is None (the
+    # B*T*H values are not written: a layer without return_sequences reads h_last only).
     # The batch runs as row_blocks independent blocks of rows on n_threads threads;
     # serial_blas() is a context in which the BLAS keeps to the calling thread.
     B, T = x.shape[:2]
@@ -474,8 +475,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, 
     dtype = x.dtype if x_proj is None else x_proj.dtype
     mask_tm, step_pos, step_end, time_index = _active_steps(mask, T, go_backwards)
     Ta = step_pos.size
-    outputs = np.empty((B, T, H), dtype=dtype)
-    _fill_leading_outputs(outputs, h0, int(step_pos[0]) if Ta else T)
+    if store_outputs:
+        outputs = np.empty((B, T, H), dtype=dtype)
+        _fill_leading_outputs(outputs, h0, int(step_pos[0]) if Ta else T)
+        output_end = step_end
+    else:
+        # the steps write the outputs at positions step_pos[k]..output_end[k]-1: none
+        outputs = np.empty((B, 1, H), dtype=dtype)
+        output_end = step_pos
     h_last = np.empty((B, H), dtype=dtype)
     c_last = np.empty((B, H), dtype=dtype)
     bounds = _row_bounds(B, row_blocks)
@@ -493,13 +500,15 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, 
             np.ascontiguousarray(recurrent_masks[:, b0:b1].transpose(0, 2, 1))
         h, cc, block_caches[c] = _forward_block(
             x[b0:b1], kernel, recurrent_kernel, bias, h0[b0:b1], c0[b0:b1], block_mask,
-            step_pos, step_end, time_index, training, outputs[b0:b1], imask, rmask, x_proj)
+            step_pos, output_end, time_index, training, outputs[b0:b1], imask, rmask, x_proj)
         h_last[b0:b1] = h
         c_last[b0:b1] = cc
 
     if B:
         with serial_blas():
             run_tasks(work, [(c,) for c in range(n_blocks)], n_threads)
+    if not store_outputs:
+        outputs = None
     if not training:
         return outputs, h_last, c_last, None
     # the weights as they were (an optimizer may update them in place before the backward)

@@ -344,13 +344,19 @@ class LSTM(_RNN):
 
     def _kernel_forward(self, x, states, mask, training, input_masks, recurrent_masks):
         h0, c0 = states
-        masks = {}
+        options = self._output_options()
         if recurrent_masks is not None:  # only then: the kernels' plain path is unchanged
-            masks = dict(input_masks=input_masks, recurrent_masks=recurrent_masks)
+            options.update(input_masks=input_masks, recurrent_masks=recurrent_masks)
         outputs, h_last, c_last, cache = self.ops.lstm_forward(
             x, *self._kernel_weights(), h0=h0, c0=c0, mask=mask,
-            go_backwards=self.go_backwards, training=training, **masks)
+            go_backwards=self.go_backwards, training=training, **options)
         return outputs, [h_last, c_last], cache
+
+    def _output_options(self):
+        # without return_sequences the host kernels skip writing the (B, T, u) outputs
+        if self.return_sequences or self.ops.on_device:
+            return {}
+        return {"return_sequences": False}
 
     def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
         return self.ops.lstm_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last)
@@ -390,7 +396,8 @@ class LSTM(_RNN):
         outputs, h_last, c_last, _ = self.ops.lstm_forward(
             indices, None, self.recurrent_kernel.data,
             None if self.bias is None else self.bias.data, mask=mask,
-            go_backwards=self.go_backwards, training=False, x_proj=table)
+            go_backwards=self.go_backwards, training=False, x_proj=table,
+            **self._output_options())
         self._pending = (False, None)
         return self._forward_finish((outputs, [h_last, c_last], None))
 

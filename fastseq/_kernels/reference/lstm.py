@@ -39,13 +39,13 @@ def _sigmoid(z, out):
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
                  go_backwards=False, training=True, input_masks=None, recurrent_masks=None,
-                 x_proj=None):
+                 x_proj=None, return_sequences=True):
     # x: (B, T, D), kernel: (D, 4H), recurrent_kernel: (H, 4H), bias: (4H,) or None,
     # h0, c0: (B, H), mask: (B, T), input_masks: (4, B, D) or None, recurrent_masks:
     # (4, B, H) or None -> outputs: (B, T, H), h_last: (B, H), c_last: (B, H)
     # x_proj: (V, 4H) or None: then x is (B, T) indices, the input projection of step t of
     # row b is x_proj[x[b, t]] (an Embedding folded into the kernel: embeddings @ kernel)
-    # and kernel is not read; inference only
+    # and kernel is not read; inference only. return_sequences=False: outputs is None
     if x_proj is not None and (training or input_masks is not None):
         raise ValueError("x_proj: inference only (training=False, no input_masks)")
     B, T = x.shape[:2]
@@ -100,7 +100,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, mask=None,
             c_new[keep] = cs[s][keep]
             h_new[keep] = hs[s][keep]
     # the output at every step is the state h (masked steps repeat it), in processing order
-    outputs = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    outputs = np.ascontiguousarray(hs[1:].transpose(1, 0, 2)) if return_sequences else None
     h_last, c_last = hs[T].copy(), cs[T].copy()
     if not training:
         return outputs, h_last, c_last, None
