@@ -30,6 +30,11 @@ The shape of the work, for B sequences of T steps, D inputs and H units:
   ``recurrent_kernel (H, 4H) @ dz (4H, R)``; per block of steps dkernel, drecurrent_kernel
   and dx as three larger GEMMs while that block's dz is in cache. dbias is summed in the
   fused pass.
+* Inference from precomputed input projections (``x_proj`` (V, 4H), an Embedding folded
+  into the kernel): x holds (B, T) indices and each step gathers its rows into a (4H, R)
+  block in place of the input-projection GEMM (per step: a block of steps gathered at once
+  writes xw with a large stride, 2-16x slower). Without ``store_outputs`` the (B, T, H)
+  outputs are not written (a layer without return_sequences reads the last state only).
 * Dropout as Keras's implementation 1 (``input_masks`` (4, B, D), ``recurrent_masks``
   (4, B, H), per gate, fixed over the sequence): the same FLOPs in smaller GEMMs, one per
   gate where a mask sits between the operands: the input projection per gate on its
@@ -215,9 +220,10 @@ def _forward_steps(xw, k_begin, k_end, block_start, bias, recurrent_kernel_t, hs
     # (Ta, R, H) h before each step, row-major (written when store_h_rows, in place of
     # h_cols: the backward's per-gate drecurrent_kernel GEMMs read it masked).
     # With has_proj the input projections come from x_proj (V, 4H) rows, indices (R, T),
-    # time_index (Ta,): each step gathers its (4H, R) block into xw's first R columns
-    # (a block of steps gathered at once writes xw's rows with a large power-of-two-ish
-    # stride; measured 1.1-16 ns per value against 0.3 per step, one row read per row b)
+    # time_index (Ta,): each step gathers its (4H, R) block into xw's first R columns, one
+    # table row per batch row (a whole block of steps gathered at once writes xw with a
+    # stride of thousands of values: measured 1-16 ns per value, against ~0.5 per step;
+    # reading the table in the gate loop, a gather per value, measured 2.5-3x slower)
     H = hs.shape[1]
     R = hs.shape[2]
     n_cells = cs.shape[0]
