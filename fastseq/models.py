@@ -1613,6 +1613,8 @@ class Model:
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if source is not None and source.ran_out:
+                self.stop_training = True  # Keras: the input ran out, training stops
             epoch_logs = dict(logs)
             has_val = val is not None or val_source is not None
             if has_val and (epoch + 1) % validation_freq == 0 and not self.stop_training:

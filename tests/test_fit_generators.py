@@ -239,3 +239,12 @@ def test_predict_trims_masked_padding_with_the_same_results(padding):
     assert not unmasked._padding_is_masked()
     sequences_out = Sequential([Embedding(30, 4, mask_zero=True), LSTM(3, return_sequences=True)])
     assert not sequences_out._padding_is_masked()
+
+
+def test_a_generator_that_runs_out_stops_training_with_keras_warning():
+    x, y = data()
+    m = model()
+    finite = ((x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(x), BATCH))
+    with pytest.warns(UserWarning, match="ran out of data"):
+        history = m.fit(finite, steps_per_epoch=3, epochs=5, verbose=0)
+    assert len(history.history["loss"]) == 2  # 3 + 1 batches: the second epoch runs out
