@@ -1802,6 +1802,13 @@ class Model:
             out.extend(y if isinstance(y, list) else [y])
         return [self._ops.to_numpy(t) for t in out]
 
+    def __reduce__(self):
+        """Pickled as config + weights + optimizer state, never caches nor device arrays
+        (fastseq/_pickling.py), so Ray, multiprocessing and pickle move models."""
+        from fastseq._pickling import reduce_model
+
+        return reduce_model(self)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, {len(self._layers)} layers>"
 
