@@ -45,7 +45,7 @@ from fastseq.utils import set_random_seed
 NUM_WORDS, MAXLEN, BATCH = 5000, 500, 64
 LINKS_GBIT = (1, 10, 25)
 WORKERS = (1, 4, 16, 64)
-LATENCY_S = 50e-6  # one message on a TCP link between machines (order of magnitude)
+LATENCY_S = 50e-6  # one message between machines over TCP (order of magnitude)
 
 
 def imdb_lstm():
@@ -95,50 +95,65 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def measure_epochs(x, y):
-    print(f"\n## IMDB LSTM, reduced epoch of {len(x)} reviews (batch {BATCH}, "
-          f"{-(-len(x) // BATCH)} steps)")
+def measure_epochs(x, y, rounds):
+    steps = -(-len(x) // BATCH)
+    print(f"\n## IMDB LSTM, reduced epoch of {len(x)} reviews (batch {BATCH}, {steps} steps), "
+          f"{rounds} alternating rounds, min - max (median)")
     fastseq.set_num_threads(2)
     single = imdb_lstm()
     single.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, verbose=0)  # warm-in
-    rows = [("one process x 2 threads", timed_fit(single.fit, x, y), None)]
-    fastseq.set_num_threads(1)  # the driver only reduces and updates
+    pools = {}
     for workers, threads in ((1, 2), (2, 1)):
-        with DataParallel(imdb_lstm(), num_workers=workers, threads_per_worker=threads,
-                          step_timeout=600) as parallel:
-            parallel.fit(x[:2 * BATCH], y[:2 * BATCH], batch_size=BATCH, epochs=1,
-                         verbose=0)  # warm-in: starts the workers
+        parallel = DataParallel(imdb_lstm(), num_workers=workers, threads_per_worker=threads,
+                                step_timeout=600)
+        parallel.fit(x[:2 * BATCH], y[:2 * BATCH], batch_size=BATCH, epochs=1,
+                     verbose=0)  # warm-in: starts the workers
+        pools[f"{workers} worker(s) x {threads} thread(s)"] = parallel
+    names = ["one process x 2 threads"] + list(pools)
+    seconds, timings = {name: [] for name in names}, {name: [] for name in pools}
+    for _ in range(rounds):
+        fastseq.set_num_threads(2)
+        seconds[names[0]].append(timed_fit(single.fit, x, y))
+        fastseq.set_num_threads(1)  # the driver only reduces and updates
+        for name, parallel in pools.items():
             parallel.step_timings.clear()
-            seconds = timed_fit(parallel.fit, x, y)
-            rows.append((f"{workers} worker(s) x {threads} thread(s)", seconds,
-                         list(parallel.step_timings)))
+            seconds[name].append(timed_fit(parallel.fit, x, y))
+            timings[name].extend(parallel.step_timings)
+    for parallel in pools.values():
+        parallel.shutdown()
     print("| run | epoch (s) | step (ms) | worker compute (ms) | communication (ms) | "
           "reduce + update on the driver (ms) | gradient bytes sent per step |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, seconds, timings in rows:
-        if timings is None:
-            print(f"| {name} | {seconds:.2f} | {1e3 * seconds / -(-len(x) // BATCH):.0f} | | | | |")
+    for name in names:
+        spread = (f"{min(seconds[name]):.2f} - {max(seconds[name]):.2f} "
+                  f"({median(seconds[name]):.2f})")
+        if name not in timings:
+            print(f"| {name} | {spread} | {1e3 * median(seconds[name]) / steps:.0f} | | | | |")
             continue
-        print(f"| {name} | {seconds:.2f} | {1e3 * median([t['step_s'] for t in timings]):.0f} "
-              f"| {1e3 * median([t['compute_s'] for t in timings]):.0f} "
-              f"| {1e3 * median([t['comm_s'] for t in timings]):.1f} "
-              f"| {1e3 * median([t['reduce_s'] for t in timings]):.1f} "
-              f"| {int(median([t['grad_bytes'] for t in timings])):,} |")
-    two = rows[-1][2]
-    return {"compute_s": median([t["compute_s"] for t in two]),
-            "overhead_s": median([t["comm_s"] + t["reduce_s"] for t in two])}
+        t = timings[name]
+        print(f"| {name} | {spread} | {1e3 * median([r['step_s'] for r in t]):.0f} "
+              f"| {1e3 * median([r['compute_s'] for r in t]):.0f} "
+              f"| {1e3 * median([r['comm_s'] for r in t]):.1f} "
+              f"| {1e3 * median([r['reduce_s'] for r in t]):.1f} "
+              f"| {int(median([r['grad_bytes'] for r in t])):,} |")
+    two = timings[names[-1]]
+    return {"compute_s": median([r["compute_s"] for r in two])}
 
 
-def ring_allreduce_s(nbytes, workers, gbit):
+def wire_bytes(dense, sparse, as_dense, workers):
+    """Bytes each worker sends per step in a ring allreduce of the dense gradients, the
+    embedding's either all-gathered as rows (sparse) or all-reduced as a dense V x D array,
+    whichever is less; and which one."""
     if workers == 1:
-        return 0.0
-    return 2 * (workers - 1) / workers * nbytes * 8 / (gbit * 1e9) + 2 * (workers - 1) * LATENCY_S
+        return 0, "-"
+    ring = 2 * (workers - 1) / workers
+    gathered = ring * dense + (workers - 1) * sparse
+    reduced = ring * (dense + as_dense)
+    return (gathered, "rows") if gathered <= reduced else (reduced, "dense")
 
 
-def star_s(nbytes, workers, gbit):
-    """Through one reducer (this implementation's driver): its link carries every worker's
-    gradients in and the average out."""
-    return 0.0 if workers == 1 else 2 * workers * nbytes * 8 / (gbit * 1e9) + 2 * LATENCY_S
+def link_s(nbytes, messages, gbit):
+    return nbytes * 8 / (gbit * 1e9) + messages * LATENCY_S
 
 
 def scaling_model(x, y, measured):
@@ -148,25 +163,34 @@ def scaling_model(x, y, measured):
     sizes = {}
     for name, make, xb in (("IMDB LSTM", imdb_lstm, x[:BATCH]),
                            ("Conv1D seed", imdb_conv1d, x[:16, -64:])):
-        dense, sparse, as_dense = gradient_bytes(make(), xb, y[:len(xb)])
-        sizes[name] = dense + sparse
+        sizes[name] = gradient_bytes(make(), xb, y[:len(xb)])
+        dense, sparse, as_dense = sizes[name]
         print(f"| {name} | {len(xb)} | {dense:,} | {sparse:,} | {as_dense:,} |")
-    nbytes = sizes["IMDB LSTM"]
+    dense, sparse, as_dense = sizes["IMDB LSTM"]
     per_sample = measured["compute_s"] / (BATCH / 2)  # one thread, one sample
-    print(f"\n## Scaling model, IMDB LSTM: {nbytes:,} gradient bytes per step, "
-          f"{1e3 * per_sample:.2f} ms per sample per core (measured), batch {BATCH} per "
-          "worker (global batch = 64 x workers), ring allreduce (one reducer in brackets)")
-    print("| link | " + " | ".join(f"{n} workers: allreduce ms / samples/s" for n in WORKERS)
-          + " | batch per worker for comm < 10% |")
+    print(f"\n## Scaling model, IMDB LSTM: {1e3 * per_sample:.2f} ms per sample per core "
+          f"(measured), batch {BATCH} per worker (global batch {BATCH} x workers). Cells: "
+          "ring allreduce ms / predicted samples/s; in brackets the same through one reducer "
+          "(this implementation's driver: its link carries every worker's gradients in and "
+          "the average out)")
+    print("| link | " + " | ".join(f"{n} worker(s)" for n in WORKERS)
+          + " | batch per worker for comm < 10% at 64 workers: ring (one reducer) |")
     print("| --- |" + " --- |" * (len(WORKERS) + 1))
+    compute = BATCH * per_sample
     for gbit in LINKS_GBIT:
         cells = []
         for n in WORKERS:
-            ring, star = ring_allreduce_s(nbytes, n, gbit), star_s(nbytes, n, gbit)
-            step = BATCH * per_sample + ring
-            cells.append(f"{1e3 * ring:.2f} ({1e3 * star:.1f}) / {n * BATCH / step:,.0f}")
-        need = ring_allreduce_s(nbytes, 64, gbit) * 9 / per_sample
-        print(f"| {gbit} Gbit/s | " + " | ".join(cells) + f" | {need:,.0f} |")
+            nbytes, how = wire_bytes(dense, sparse, as_dense, n)
+            ring = 0.0 if n == 1 else link_s(nbytes, 2 * (n - 1), gbit)
+            star = 0.0 if n == 1 else link_s(n * (dense + sparse) + n * (dense + as_dense), 2,
+                                             gbit)
+            cells.append(f"{1e3 * ring:.1f} / {n * BATCH / (compute + ring):,.0f} "
+                         f"({1e3 * star:.0f} / {n * BATCH / (compute + star):,.0f}) "
+                         f"[{how}]")
+        ring64 = link_s(wire_bytes(dense, sparse, as_dense, 64)[0], 126, gbit)
+        star64 = link_s(64 * (2 * dense + sparse + as_dense), 2, gbit)
+        print(f"| {gbit} Gbit/s | " + " | ".join(cells)
+              + f" | {9 * ring64 / per_sample:,.0f} ({9 * star64 / per_sample:,.0f}) |")
 
 
 def measure_predict(docs):
@@ -184,16 +208,20 @@ def measure_predict(docs):
                           batch_size=BATCH, verbose=0)
     local_s = time.perf_counter() - start
     fastseq.set_num_threads(1)
-    corpus_predict(model, texts[:256], batch_size=BATCH, num_workers=2,
-                   tokenizer=tokenizer, maxlen=MAXLEN)  # warm-in (workers start, compile)
-    start = time.perf_counter()
-    remote = corpus_predict(model, texts, batch_size=BATCH, num_workers=2, tokenizer=tokenizer,
-                            maxlen=MAXLEN, chunk_size=4 * BATCH)
-    remote_s = time.perf_counter() - start
-    print(f"model.predict, one process x 2 threads: {docs / local_s:,.0f} docs/s "
-          f"({local_s:.2f} s); fastseq.distributed.predict, 2 workers x 1 thread: "
-          f"{docs / remote_s:,.0f} docs/s ({remote_s:.2f} s, worker start-up included); "
-          f"max |difference| {float(np.abs(local - remote).max()):.1e}")
+    runs = {}
+    for n in (2 * BATCH, docs):  # the small run is the workers' start-up (spawn, import, load)
+        start = time.perf_counter()
+        remote = corpus_predict(model, texts[:n], batch_size=BATCH, num_workers=2,
+                                tokenizer=tokenizer, maxlen=MAXLEN, chunk_size=4 * BATCH)
+        runs[n] = time.perf_counter() - start
+    remote_s = runs[docs]
+    marginal = (docs - 2 * BATCH) / (runs[docs] - runs[2 * BATCH])
+    print(f"- model.predict, one process x 2 threads (tokenizing included): "
+          f"{docs / local_s:,.0f} docs/s ({local_s:.2f} s)")
+    print(f"- fastseq.distributed.predict, 2 workers x 1 thread: {docs / remote_s:,.0f} docs/s "
+          f"({remote_s:.2f} s with the workers' start-up, {runs[2 * BATCH]:.2f} s for "
+          f"{2 * BATCH} docs); past the start-up {marginal:,.0f} docs/s")
+    print(f"- max |difference| of the predictions: {float(np.abs(local - remote).max()):.1e}")
 
 
 class _Buffer:
@@ -253,13 +281,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--docs", type=int, default=4096)
-    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    # logical CPUs: both worker pools stay up for the alternating rounds (2 cores here)
+    parser.add_argument("--cpus", type=int, default=4)
     args = parser.parse_args()
     import ray
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     x, y = load(args.samples)
-    measured = measure_epochs(x, y)
+    measured = measure_epochs(x, y, args.rounds)
     scaling_model(x, y, measured)
     measure_predict(args.docs)
     dense, sparse, _ = gradient_bytes(imdb_lstm(), x[:BATCH], y[:BATCH])

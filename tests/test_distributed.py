@@ -388,6 +388,18 @@ def test_corpus_predict_keeps_the_order_with_a_tokenizer(ray_session):
 
 
 @pytest.mark.ray
+def test_corpus_predict_over_a_ray_dataset_keeps_the_order(ray_session):
+    model = lstm_model()
+    x, _ = imdb_like(37)
+    expected = model.predict(x, batch_size=4, verbose=0)
+    dataset = ray_session.data.from_items([{"x": row} for row in x])
+    rows = fastseq.distributed.predict(model, dataset, batch_size=4, num_workers=2,
+                                       chunk_size=8, cpus_per_worker=0.5).take_all()
+    got = np.array([row["prediction"] for row in rows]).reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.ray
 def test_tune_sweep_reports_every_epoch(ray_session, tmp_path):
     from ray import tune
 

@@ -110,7 +110,9 @@ class _DatasetPredictor:
     def __init__(self, state, encoder, batch_size, threads):
         import ray
 
-        self.predictor = _replica.Predictor(ray.get(state), encoder, batch_size, threads)
+        if isinstance(state, ray.ObjectRef):
+            state = ray.get(state)
+        self.predictor = _replica.Predictor(state, encoder, batch_size, threads)
 
     def __call__(self, batch):
         column = next(iter(batch))

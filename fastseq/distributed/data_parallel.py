@@ -145,6 +145,13 @@ class DataParallel:
     # ------------------------------------------------------------------ workers
     def _start_workers(self):
         ray = require_ray()
+        needed, there = (self.num_workers * self.cpus_per_worker,
+                         ray.cluster_resources().get("CPU", 0))
+        if needed > there:  # an autoscaling cluster may add them; else the step times out
+            warnings.warn(f"DataParallel: {self.num_workers} workers x {self.cpus_per_worker:g} "
+                          f"CPUs need {needed:g} Ray CPUs, the cluster has {there:g} now: "
+                          "the workers wait for CPUs (pass cpus_per_worker= to share them)",
+                          RuntimeWarning, stacklevel=4)
         actor = ray.remote(_replica.Replica).options(
             num_cpus=self.cpus_per_worker, max_restarts=0, max_concurrency=1)
         state = ray.put(model_state(self.model))
