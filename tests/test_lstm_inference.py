@@ -314,3 +314,22 @@ def test_a_layer_without_return_sequences_trains_as_before():
         losses[-1].append(model.predict(x, verbose=0))
     np.testing.assert_allclose(losses[0][:3], losses[1][:3], rtol=1e-5)
     np.testing.assert_allclose(losses[0][3], losses[1][3], rtol=1e-5, atol=1e-6)
+
+
+def test_forward_from_indices_is_bitwise_the_same_for_any_thread_count():
+    # the table (a BLAS product) and the kernel, each made again under 1 and 2 threads
+    rng = np.random.default_rng(13)
+    model = _model(V=60)
+    embedding, lstm = model.layers[:2]
+    x = _batch(rng, B=72, V=60)
+    model.predict(x, verbose=0)
+    before = fastseq.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastseq.set_num_threads(threads)
+            lstm._folded = None
+            results.append(lstm.forward_from_indices(x, embedding, embedding.compute_mask(x)))
+    finally:
+        fastseq.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
