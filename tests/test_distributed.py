@@ -279,6 +279,24 @@ def test_data_parallel_equals_one_process(ray_session, make, workers):
 
 
 @pytest.mark.ray
+def test_data_parallel_is_deterministic_across_runs_and_fits(ray_session):
+    x, y = imdb_like(16)
+    runs = []
+    for _ in range(2):
+        with DataParallel(lstm_model, num_workers=2, step_timeout=120) as parallel:
+            parallel.fit(x, y, batch_size=6, epochs=1, verbose=0)  # shuffled (seeded)
+            # a change made on the driver between fits (weights, learning rate) reaches
+            # every replica
+            parallel.model.optimizer.learning_rate = 0.01
+            parallel.model.layers[2].set_weights([w * 0 for w in
+                                                  parallel.model.layers[2].get_weights()])
+            parallel.fit(x, y, batch_size=6, epochs=1, verbose=0)
+            assert parallel.replica_digests() == [parallel.driver_digest()] * 2
+            runs.append(parallel.model.get_weights())
+    assert_weights(runs[0], runs[1], exact=True)
+
+
+@pytest.mark.ray
 def test_fit_function_runs_callbacks_on_the_driver(ray_session, tmp_path):
     x, y = imdb_like(16)
     seen = []
