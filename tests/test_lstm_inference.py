@@ -371,3 +371,18 @@ def test_no_fold_where_the_embedding_output_has_another_reader():
     stacked = Sequential([Embedding(30, 4), LSTM(3, return_sequences=True), LSTM(2)])
     stacked.build((None, 5))
     assert stacked._embedding_folds() == {0}
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
+def test_an_embedding_in_another_dtype_is_cast_as_the_executor_casts_it(dtypes):
+    rng = np.random.default_rng(15)
+    fastseq.utils.set_random_seed(0)
+    embedding, lstm = Embedding(30, 4, dtype=dtypes[0]), LSTM(3, dtype=dtypes[1])
+    model = Sequential([embedding, lstm])
+    x = _batch(rng, V=30)
+    expected = model.predict(x, verbose=0)
+    for _ in range(2):  # with a table, then (a vocabulary too large) without
+        y = lstm.forward_from_indices(x, embedding)
+        assert y.dtype == np.dtype(dtypes[1])
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+        lstm._FOLD_MAX_BATCHES = 0

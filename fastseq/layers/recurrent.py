@@ -376,20 +376,23 @@ class LSTM(_RNN):
 
     def forward_from_indices(self, indices, embedding, mask=None):
         """Inference of ``embedding`` then this layer from the indices (B, T): what
-        ``self.forward(embedding.forward(indices), mask)`` returns, the input projection
-        rounded once instead of twice. An embedded token's input projection ``e @ kernel``
-        is a row of ``embeddings @ kernel`` (V, 4u): that table is built once, kept while
-        the two weights hold the same values (compared at every call: optimizers, set_weights
-        and users write them in place), and the kernel gathers its rows in place of the
-        input-projection GEMM. Where a table does not pay (larger than 64 MB or than the
-        projections of 8 such batches, weights in another dtype, layers not built) the two
-        layers run as usual. ``mask``: the Embedding's output mask
+        ``self.forward(embedding.forward(indices), mask)`` returns, within float rounding
+        (the input projections come from another GEMM). An embedded token's input
+        projection ``e @ kernel`` is a row of ``embeddings @ kernel`` (V, 4u): that table is
+        built once, kept while the two weights hold the same values (compared at every call:
+        optimizers, set_weights and users write them in place), and the kernel gathers its
+        rows in place of the input-projection GEMM. Where a table does not pay (larger than
+        64 MB or than the projections of 8 such batches; layers not built) the two layers
+        run as usual. An Embedding in another dtype is cast to the LSTM's, as the executor
+        casts its output. ``mask``: the Embedding's output mask
         (``embedding.compute_mask(indices)``)."""
         indices = embedding.checked_indices(np.asarray(indices))
         table = self._folded_projections(embedding, indices)
         if table is None:
-            return self.forward(embedding.forward(indices, mask=None, training=False),
-                                mask=mask, training=False)
+            x = embedding.forward(indices, mask=None, training=False)
+            if x.dtype != self.dtype:  # as the executor casts a layer's input
+                x = self.ops.cast(x, self.dtype)
+            return self.forward(x, mask=mask, training=False)
         if mask is not None and mask.shape != indices.shape:
             raise ValueError(f"LSTM {self.name!r}: mask of shape {mask.shape} does not fit "
                              f"the indices {indices.shape}")
@@ -412,8 +415,7 @@ class LSTM(_RNN):
         weights, kernel = embedding.embeddings.data, self.kernel.data
         V, D = weights.shape
         table_bytes = V * kernel.shape[1] * kernel.dtype.itemsize
-        if (weights.dtype != kernel.dtype or kernel.shape[0] != D
-                or table_bytes > self._FOLD_MAX_TABLE_BYTES
+        if (kernel.shape[0] != D or table_bytes > self._FOLD_MAX_TABLE_BYTES
                 or V > self._FOLD_MAX_BATCHES * indices.size):
             return None
         folded = self._folded
@@ -423,7 +425,9 @@ class LSTM(_RNN):
         if (folded is not None and folded[0] is embedding
                 and np.array_equal(folded[1], weights) and np.array_equal(folded[2], kernel)):
             return folded[3]
-        table = np.ascontiguousarray(self.ops.matmul(weights, kernel))
+        # in the LSTM's dtype, as the executor casts the embedded values for it
+        cast = weights if weights.dtype == kernel.dtype else self.ops.cast(weights, kernel.dtype)
+        table = np.ascontiguousarray(self.ops.matmul(cast, kernel))
         self._folded = (embedding, weights.copy(), kernel.copy(), table)
         return table
 
