@@ -105,3 +105,19 @@ def test_gather_reads_and_writes_nothing_past_the_arrays():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
         f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+
+
+@pytest.mark.parametrize("dim", [8, 32, 33, 300])  # the short-row loop and the AVX loop
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("bad", [50, -1, 2**31 - 1])
+def test_a_bad_index_is_a_clear_error_on_every_path(dim, index_dtype, bad):
+    # gather_new checks each index as it copies the rows (its output is dropped on failure)
+    weights = np.ones((50, dim), np.float32)
+    indices = np.array([[1, 2, 3], [4, bad, 5]], index_dtype)
+    assert _emb.gather_new(weights, indices) is None
+    with pytest.raises(IndexError, match=rf"index {bad} at position \(1, 1\) is out of range"):
+        kernels.embedding_forward(weights, indices)
+    out = np.full((2, 3, dim), 7.0, np.float32)
+    with pytest.raises(IndexError):
+        kernels.embedding_forward(weights, indices, out=out)
+    assert (out == 7).all()  # the out= path checks every index before any copy
