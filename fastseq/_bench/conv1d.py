@@ -29,6 +29,16 @@ At the copy bandwidth the run measures (a 64 MB copy, out of cache: 15-21 GB/s o
 2-core machine) that is 1.3-1.8, 2.6-3.6 and 1.6-2.2 ms; x fits in the 32 MB L3, so a
 run that reads the same x again can pass that floor. The kernels run on ranges of whole
 sequences on fastseq's threads (fastseq/_api/conv1d.py).
+Measured 2026-12-06, issue 16 (fastseq 2 threads and PyTorch 2.13.0 2 threads in alternating
+processes, 6 runs, load 1.1-3.2 on the 2 cores; medians, ms):
+  max_pool1d(3) forward+backward:  fastseq 2.0-3.2 (17-27 GB/s), PyTorch 14-24
+  global average forward+backward: fastseq 1.24-1.54 (21-26 GB/s), PyTorch 1.9-16
+  global max forward+backward:     fastseq 1.37-1.95 (17-24 GB/s), PyTorch 28-48
+  (fastseq on 1 thread: 2.0-3.0, 1.0-1.96, 1.14-1.61). `python -m fastseq bench` the same
+  day (load 3.3, copy 23.5 GB/s): 3.70 / 1.52 / 1.74 ms, 14.7 / 21.6 / 18.8 GB/s, 2.0x /
+  2.4x / 9.3x PyTorch. PyTorch's OpenMP regions suffer most on a busy machine; global
+  average is the case that stays close: in an earlier run (load 3.7) PyTorch took 1.26 ms
+  against fastseq's 1.75 (2 threads) and 1.54 (1 thread).
 """
 import numpy as np
 
