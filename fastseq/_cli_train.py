@@ -16,6 +16,8 @@ import argparse
 import sys
 import time
 
+from fastseq.callbacks import Callback
+
 MODELS = {
     # name: (num_words, maxlen, batch_size, default epochs)
     "lstm": (5000, 500, 64, 3),
@@ -27,6 +29,19 @@ MODELS = {
 DESCRIPTION = __doc__.split("\n\n")[0]
 EPILOG = __doc__.split("\n\n", 1)[1]
 
+
+class EpochTimer(Callback):
+    """Wall-clock seconds of each epoch (training plus its validation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m fastseq train", description=DESCRIPTION,
@@ -122,7 +137,6 @@ def run(args, parser) -> int:
     batch_size = args.batch_size or batch_size
     epochs = args.epochs or epochs
 
-    from fastseq.callbacks import Callback
     from fastseq.datasets import imdb
     from fastseq.preprocessing.sequence import pad_sequences
     from fastseq.utils import set_random_seed
@@ -139,17 +153,6 @@ def run(args, parser) -> int:
     x_test = pad_sequences(x_test, maxlen=maxlen)
     print(f"IMDB: {len(x_train)} training and {len(x_test)} test reviews, {maxlen} words each, "
           f"{num_words} words vocabulary (loaded in {time.perf_counter() - start:.1f} s)")
-
-    class EpochTimer(Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
 
     model = build_model(args.model, num_words, maxlen)
     timer = EpochTimer()

@@ -472,7 +472,6 @@ def _prepare_training(args, text_column, label_column):
 
 
 def _train_into(args, p, architecture, text_column, label_column, temp, out):
-    from fastseq.callbacks import Callback
     from fastseq.models import load_model
 
     labels, tokenizer, maxlen = p["labels"], p["tokenizer"], p["maxlen"]
@@ -483,16 +482,7 @@ def _train_into(args, p, architecture, text_column, label_column, temp, out):
                         train_embedding=args.fine_tune_vectors or matrix is None,
                         learning_rate=args.learning_rate)
 
-    class EpochTimer(Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
+    from fastseq._cli_train import EpochTimer
 
     timer = EpochTimer()
     callbacks = _training_callbacks(temp, args.patience) + [timer]

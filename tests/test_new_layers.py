@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_layers import _numeric_grad  # central differences, shared
 
 import fastseq
 from fastseq.backend import get_ops
@@ -63,20 +64,6 @@ def _loss_and_grads(layer, x, upstream, mask=None):
                                                  layer.trainable_weights]
 
 
-def _numeric(fn, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + eps
-        plus = fn()
-        flat[i] = keep - eps
-        minus = fn()
-        flat[i] = keep
-        out[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
 def check_gradients(layer, x, mask=None, seed=1, rtol=1e-6, atol=1e-8):
     """Every analytic gradient (input and trainable weights) against central differences of
     sum(layer(x) * upstream), in float64."""
@@ -91,11 +78,11 @@ def check_gradients(layer, x, mask=None, seed=1, rtol=1e-6, atol=1e-8):
         layer._cache = None
         return float(np.sum(out * upstream))
 
-    np.testing.assert_allclose(grad_x, _numeric(loss, x), rtol=rtol, atol=atol,
+    np.testing.assert_allclose(grad_x, _numeric_grad(loss, x), rtol=rtol, atol=atol,
                                err_msg="input gradient")
     assert len(weight_grads) == len(layer.trainable_weights)
     for var, grad in zip(layer.trainable_weights, weight_grads):
-        np.testing.assert_allclose(grad, _numeric(loss, var.value), rtol=rtol, atol=atol,
+        np.testing.assert_allclose(grad, _numeric_grad(loss, var.value), rtol=rtol, atol=atol,
                                    err_msg=var.name)
 
 
