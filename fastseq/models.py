@@ -89,15 +89,14 @@ class _Tracker:
 class _Step(NamedTuple):
     """One layer call of the executor: reads slots ``inputs`` (the first ``n_main`` are the
     call's input, a list when ``main_is_list``; the rest a recurrent layer's initial
-    states), writes slots ``outputs``; ``training`` forces the call's mode (None: the
-    model's)."""
+    states), writes slots ``outputs``. A ``training=`` recorded in a functional call stays
+    in the config only: the model's own mode rules, as in Keras 3."""
 
     layer: Layer
     inputs: tuple
     n_main: int
     main_is_list: bool
     outputs: tuple
-    training: object = None
 
 
 def _sum_grads(ops, a, b):
@@ -287,7 +286,7 @@ class Model:
                 slot_of[id(t)] = len(slot_of)
                 out_slots.append(slot_of[id(t)])
             steps.append(_Step(node.layer, in_slots, node.n_main, node.main_is_list,
-                               tuple(out_slots), node.call_kwargs.get("training")))
+                               tuple(out_slots)))
         self._nodes = nodes
         self._node_set = set(nodes)
         self._slot_of = slot_of
@@ -1797,10 +1796,7 @@ class Model:
         ys, _ = self._forward(xs, training=training)
         for layer in self._layers:  # a kept logit would pin a device array
             layer._last_logits = None
-        out = []
-        for y in ys:
-            out.extend(y if isinstance(y, list) else [y])
-        return [self._ops.to_numpy(t) for t in out]
+        return [self._ops.to_numpy(t) for t in ys]  # one value per output slot
 
     def __reduce__(self):
         """Pickled as config + weights + optimizer state, never caches nor device arrays
