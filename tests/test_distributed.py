@@ -410,9 +410,19 @@ def test_corpus_predict_over_a_ray_dataset_keeps_the_order(ray_session):
     model = lstm_model()
     x, _ = imdb_like(37)
     expected = model.predict(x, batch_size=4, verbose=0)
-    dataset = ray_session.data.from_items([{"x": row} for row in x])
-    rows = fastseq.distributed.predict(model, dataset, batch_size=4, num_workers=2,
-                                       chunk_size=8, cpus_per_worker=0.5).take_all()
+    # a Dataset runs with the DataContext current when it was made: one made while the
+    # process's context does not preserve the order must still come back in order
+    context = ray_session.data.DataContext.get_current()
+    preserve_order = context.execution_options.preserve_order
+    context.execution_options.preserve_order = False
+    try:
+        dataset = ray_session.data.from_items([{"x": row} for row in x])
+    finally:
+        context.execution_options.preserve_order = preserve_order
+    predicted = fastseq.distributed.predict(model, dataset, batch_size=4, num_workers=2,
+                                            chunk_size=8, cpus_per_worker=0.5)
+    assert predicted.context.execution_options.preserve_order
+    rows = predicted.take_all()
     got = np.array([row["prediction"] for row in rows]).reshape(expected.shape)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
