@@ -1060,7 +1060,10 @@ class Model:
             values[slot] = x
         on_path = self._grad_plan()[0] if training else [False] * len(self._steps)
         caches, activity = [None] * len(self._steps), []
+        folds = () if training else self._embedding_folds()
         for i, step in enumerate(self._steps):
+            if i in folds:
+                continue  # this Embedding runs inside the next step's LSTM
             layer = step.layer
             # Keras 3: the model's own training flag overrides one recorded in the call
             layer_training = bool(training) and (on_path[i] or layer._training_changes_forward())
@@ -1073,7 +1076,17 @@ class Model:
                 kwargs["initial_state"] = [self._to_layer(values[s], layer)
                                            for s in step.inputs[step.n_main:]]
             layer._cache = None
-            y = layer.forward(x, mask=mask, training=layer_training, **kwargs)
+            if i - 1 in folds:
+                # Embedding -> LSTM in inference: the LSTM gathers its input projections
+                # from the indices (the Embedding folded into its kernel)
+                embedding_step = self._steps[i - 1]
+                indices = values[embedding_step.inputs[0]]
+                mask = embedding_step.layer.compute_mask(indices,
+                                                         masks[embedding_step.inputs[0]])
+                x = None
+                y = layer.forward_from_indices(indices, embedding_step.layer, mask=mask)
+            else:
+                y = layer.forward(x, mask=mask, training=layer_training, **kwargs)
             caches[i] = layer._cache if (training and on_path[i]) else None
             layer._cache = None
             out_mask = layer.compute_mask(x, mask)
@@ -1091,6 +1104,22 @@ class Model:
             reg(self._ops.to_numpy(v)) / max(len(v), 1) for _, reg, ys in activity for v in ys)
         return ([values[s] for s in self._output_slots],
                 [masks[s] for s in self._output_slots])
+
+    def _embedding_folds(self):
+        """The steps i whose Embedding inference runs inside step i + 1's LSTM
+        (``LSTM.forward_from_indices``, helper I's): the LSTM is the only reader of the
+        Embedding's output, which is no model output, and takes no initial state."""
+        steps, folds = self._steps, set()
+        for i in range(len(steps) - 1):
+            embedding, lstm = steps[i], steps[i + 1]
+            fold = getattr(lstm.layer, "folds_embedding", None)
+            if (fold is not None and fold(embedding.layer) and len(embedding.outputs) == 1
+                    and lstm.inputs == embedding.outputs and lstm.n_main == 1
+                    and not lstm.main_is_list
+                    and embedding.outputs[0] not in self._output_slots
+                    and sum(embedding.outputs[0] in s.inputs for s in steps) == 1):
+                folds.add(i)
+        return folds
 
     def _backward(self, output_grads, fused):
         """Gradients of the outputs (None where an output has no loss) back through the

@@ -335,6 +335,37 @@ def test_forward_from_indices_is_bitwise_the_same_for_any_thread_count():
     np.testing.assert_array_equal(results[0], results[1])
 
 
+# ------------------------------------------- the executor's use (Model._embedding_folds)
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_predict_and_evaluate_fold_the_embedding_with_the_same_results(mask_zero):
+    rng = np.random.default_rng(14)
+    model = _model(mask_zero=mask_zero)
+    x, y = _batch(rng, B=50), rng.integers(0, 2, 50).astype(np.float32)
+    folded = model.predict(x, batch_size=16, verbose=0)
+    folded_loss = model.evaluate(x, y, verbose=0)
+    assert model._embedding_folds() == {0} and model.layers[1]._folded is not None
+    model._embedding_folds = lambda: set()
+    np.testing.assert_allclose(folded, model.predict(x, batch_size=16, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(folded_loss, model.evaluate(x, y, verbose=0), rtol=1e-5)
+    # training runs the two layers as usual (the backward needs the embedded inputs)
+    model.train_on_batch(x, y)
+
+
+def test_no_fold_where_the_embedding_output_has_another_reader():
+    from fastseq.layers import GlobalAveragePooling1D, Input, concatenate
+    from fastseq.models import Model
+
+    inputs = Input((None,), dtype="int32")
+    embedded = Embedding(30, 4)(inputs)
+    shared = Model(inputs, concatenate([LSTM(3)(embedded), GlobalAveragePooling1D()(embedded)]))
+    assert shared._embedding_folds() == set()
+    stacked = Sequential([Embedding(30, 4), LSTM(3, return_sequences=True), LSTM(2)])
+    stacked.build((None, 5))
+    assert stacked._embedding_folds() == {0}
+
+
 @pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
 def test_an_embedding_in_another_dtype_is_cast_as_the_executor_casts_it(dtypes):
     rng = np.random.default_rng(15)
