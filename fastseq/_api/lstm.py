@@ -112,8 +112,8 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     return_sequences = check_flag(return_sequences, "return_sequences")
     outputs, h_last, c_last, cache = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards, training,
-        row_blocks=row_blocks(B), n_threads=get_num_threads(), serial_blas=serial_blas,
-        x_proj=x_proj, store_outputs=return_sequences, **masks)
+        row_blocks=row_blocks(B, gathered=x_proj is not None), n_threads=get_num_threads(),
+        serial_blas=serial_blas, x_proj=x_proj, store_outputs=return_sequences, **masks)
     if cache is not None:
         cache["has_bias"] = has_bias
     return outputs, h_last, c_last, cache
