@@ -78,6 +78,32 @@ def test_concurrent_callers_each_get_their_own_results():
         assert results[k] == [(k, i, i * i) for i in range(10)]
 
 
+def test_the_caller_does_not_wait_for_a_helper_that_never_woke(monkeypatch):
+    """A helper the OS has not scheduled yet when the tasks are done (a loaded machine) is
+    not waited for: its start is taken back. Here a helper whose thread never runs."""
+    from fastseq._kernels import _forkjoin
+
+    class Asleep:
+        def __init__(self):
+            self.go, self.done = threading.Lock(), threading.Lock()
+            self.go.acquire()
+            self.done.acquire()
+            self.work = self.error = None
+
+    helper = Asleep()
+    monkeypatch.setattr(_forkjoin, "_helpers", [helper])
+    results = []
+    caller = threading.Thread(
+        target=lambda: results.append(run_tasks(lambda i: i * i, [(i,) for i in range(5)], 2)),
+        daemon=True)
+    caller.start()
+    caller.join(timeout=10)
+    assert not caller.is_alive(), "run_tasks waited for a helper that never woke"
+    assert results == [[0, 1, 4, 9, 16]]
+    # its start was taken back: a later call hands it work again
+    assert helper.work is None and not helper.go.acquire(blocking=False)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin",
                     reason="needs fork()")
 def test_a_forked_child_makes_its_own_helpers():

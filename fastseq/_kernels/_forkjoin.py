@@ -75,6 +75,12 @@ def run_tasks(fn, tasks, threads):
             work()
         finally:
             for helper in helpers:
+                if helper.go.acquire(blocking=False):
+                    # the helper never woke for this call (a loaded machine can delay it by
+                    # milliseconds) and the tasks are all done: take its start back instead
+                    # of waiting for it to wake, find nothing to do and say so
+                    helper.work = None
+                    continue
                 helper.done.acquire()
                 if helper.error is not None:
                     errors.append(helper.error)
