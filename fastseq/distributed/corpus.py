@@ -127,7 +127,9 @@ def _predict_dataset(ray, dataset, state, encoder, batch_size, num_workers, chun
     # a Dataset keeps a copy of the DataContext current when it was made, and runs with that
     # copy: setting the option on DataContext.get_current() now would not reach it (its
     # batches then came back in the order the workers finished, in some runs)
-    dataset.context.execution_options.preserve_order = True
+    # (older Rays, whose Datasets have no context of their own, read the current one)
+    context = getattr(dataset, "context", None) or ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
     return dataset.map_batches(
         _DatasetPredictor, fn_constructor_args=(state, encoder, batch_size, threads),
         batch_size=chunk_size, concurrency=num_workers, num_cpus=cpus, batch_format="numpy")
