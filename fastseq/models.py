@@ -1152,32 +1152,35 @@ class Model:
                     for g, y in zip(out_grads, ys)]
             if all(g is None for g in out_grads):
                 continue
-            if len(out_grads) > 1:
+            state_slots = step.inputs[step.n_main:]
+            # several outputs (return_state) or gradients owed to initial states: a recurrent
+            # layer's backward_with_states (an encoder's states feeding a decoder)
+            with_states = len(out_grads) > 1 or any(needs[s] for s in state_slots)
+            if with_states and not hasattr(layer, "backward_with_states"):
                 raise NotImplementedError(
                     f"Training through {type(layer).__name__} {layer.name!r}'s several outputs "
-                    "(return_state=True) is not supported")
-            grad = out_grads[0]
-            need_input = any(needs[s] for s in step.inputs)
-            if len(step.inputs) > step.n_main and any(needs[s] for s in
-                                                      step.inputs[step.n_main:]):
-                raise NotImplementedError(
-                    f"Training through the initial_state of {type(layer).__name__} "
-                    f"{layer.name!r} is not supported")
+                    "or initial states is not supported")
+            need_input = any(needs[s] for s in step.inputs[:step.n_main])
             shared = calls[id(layer)] > 1
             before = [(v, v.grad) for v in layer.trainable_weights] if shared else ()
             layer._cache = caches[i]
             caches[i] = None
-            if step.outputs[0] in logits_slots:
-                grad_in = layer.backward_from_logits(grad, need_input_grad=need_input)
+            state_grads = ()
+            if with_states:
+                grad_in, state_grads = layer.backward_with_states(out_grads,
+                                                                  need_input_grad=need_input)
+            elif step.outputs[0] in logits_slots:
+                grad_in = layer.backward_from_logits(out_grads[0], need_input_grad=need_input)
             else:
-                grad_in = layer.backward(grad, need_input_grad=need_input)
+                grad_in = layer.backward(out_grads[0], need_input_grad=need_input)
             layer._cache = None
             for var, old in before:
                 var.grad = _sum_grads(ops, old, var.grad)
-            if not need_input:
-                continue
-            parts = grad_in if step.main_is_list else [grad_in]
-            for s, g in zip(step.inputs[:step.n_main], parts):
+            parts = list(zip(state_slots, state_grads))
+            if need_input:
+                main = grad_in if step.main_is_list else [grad_in]
+                parts = list(zip(step.inputs[:step.n_main], main)) + parts
+            for s, g in parts:
                 if needs[s] and g is not None:
                     if g.dtype != dtypes[s] and dtypes[s].kind == "f":
                         g = ops.cast(g, dtypes[s])  # back to the dtype the layer below gave

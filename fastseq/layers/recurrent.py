@@ -222,18 +222,41 @@ class _RNN(Layer):
             return [out] + list(last_states)
         return out
 
-    def _backward_start(self, grad_y):
-        if self.return_state:
-            raise NotImplementedError(
-                f"{type(self).__name__} {self.name!r}: training through return_state=True is "
-                "not supported"
-            )
+    # out_grads: [grad of output, grads of the states (B, u) ...] (None: zero), the layer's
+    # outputs with return_state -> (grad_x or None, [grads of the initial states (B, u)])
+    def backward_with_states(self, out_grads, need_input_grad=True):
+        """The backward of a call with ``return_state`` (gradients may reach the returned
+        states: an encoder's states feeding a decoder) and of a call given
+        ``initial_state`` (the gradients of those states come back too), as Keras trains
+        its sequence-to-sequence models."""
+        out_grads = list(out_grads)
+        n_states = self._state_count
+        if len(out_grads) != (1 + n_states if self.return_state else 1):
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r}: {len(out_grads)} output gradients for "
+                f"{1 + n_states if self.return_state else 1} outputs")
+        grad_y = out_grads[0]
+        state_grads = out_grads[1:] + [None] * (n_states - len(out_grads[1:]))
+        grads = self._backward_start(grad_y, state_grads)()
+        dx = self._backward_finish(grads, need_input_grad)
+        return dx, list(grads[4:4 + n_states])
+
+    def _backward_start(self, grad_y, state_grads=None):
         cache, scale = self._cache
         self._cache = None
         self._pending = scale
-        if self.return_sequences:
-            return lambda: self._kernel_backward(cache, grad_outputs=grad_y)
-        return lambda: self._kernel_backward(cache, grad_h_last=grad_y)
+        grad_h, *grad_others = state_grads or [None] * self._state_count
+        if not self.return_sequences:
+            # without return_sequences the output is h_last itself: its gradients add
+            if grad_h is None or grad_y is None:
+                grad_h = grad_y if grad_h is None else grad_h
+            else:
+                grad_h = self.ops.add(grad_h, grad_y)
+            grad_y = None
+        kwargs = {"grad_outputs": grad_y, "grad_h_last": grad_h}
+        if grad_others and grad_others[0] is not None:
+            kwargs["grad_c_last"] = grad_others[0]
+        return lambda: self._kernel_backward(cache, **kwargs)
 
     def _backward_finish(self, grads, need_input_grad):
         scale, self._pending = self._pending, None
@@ -358,8 +381,9 @@ class LSTM(_RNN):
             return {}
         return {"return_sequences": False}
 
-    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None):
-        return self.ops.lstm_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last)
+    def _kernel_backward(self, cache, grad_outputs=None, grad_h_last=None, grad_c_last=None):
+        return self.ops.lstm_backward(cache, grad_outputs=grad_outputs, grad_h_last=grad_h_last,
+                                      grad_c_last=grad_c_last)
 
     # ----- inference from an Embedding's indices: the Embedding folded into the kernel
     def folds_embedding(self, embedding):
