@@ -339,6 +339,43 @@ def test_adam_amsgrad_state_both_ways(tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
+
+def _seq2seq_model(L, Input, Model):
+    """Keras's lstm_seq2seq.py graph, small: the encoder's states start the decoder."""
+    encoder_in = Input(shape=(None, 6))
+    _, h, c = L.LSTM(5, return_state=True)(encoder_in)
+    decoder_in = Input(shape=(None, 6))
+    decoded = L.LSTM(5, return_sequences=True)(decoder_in, initial_state=[h, c])
+    return Model([encoder_in, decoder_in], L.Dense(6, activation="softmax")(decoded))
+
+
+def test_a_seq2seq_model_trains_as_in_keras_both_ways(tmp_path):
+    """Training through the encoder's states (return_state -> initial_state): after a
+    Keras fit, one more step on each side lands on the same weights; and back."""
+    Input, Model = _functional_api()
+    rng = np.random.default_rng(4)
+    x = [rng.standard_normal((8, 5, 6)).astype("float32"),
+         rng.standard_normal((8, 3, 6)).astype("float32")]
+    y = np.eye(6, dtype="float32")[rng.integers(0, 6, (8, 3))]
+    theirs = _seq2seq_model(K, keras.Input, keras.Model)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    theirs.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    theirs.train_on_batch(x, y)
+    ours.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
+
+    mine = _seq2seq_model(F, Input, Model)
+    mine.compile(optimizer=fastseq_optimizers.SGD(0.5), loss="categorical_crossentropy")
+    mine.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    mine.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- a functional model
 def _two_input_model(L, Input, Model):
     """Review tokens (masked padding) and a rating, as in the README's example; two Dense
