@@ -376,6 +376,42 @@ def test_a_seq2seq_model_trains_as_in_keras_both_ways(tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
+
+def test_a_bidirectional_encoder_with_initial_states_trains_as_in_keras(tmp_path):
+    """A Bidirectional(LSTM(return_state)) started from states a Dense makes of a context
+    input; its four returned states (joined per kind) start the decoder; its merged output
+    joins the decoder's. One more SGD step after Keras's fit: the same weights."""
+    Input, Model = _functional_api()
+
+    def build(L, Input, Model):
+        source, context = Input(shape=(None, 6)), Input(shape=(3,))
+        init = [L.Dense(5, activation="tanh")(context) for _ in range(4)]
+        out, fh, fc, bh, bc = L.Bidirectional(L.LSTM(5, return_state=True))(
+            source, initial_state=init)
+        target = Input(shape=(None, 6))
+        decoded = L.LSTM(10, return_sequences=True)(
+            target, initial_state=[L.Concatenate()([fh, bh]), L.Concatenate()([fc, bc])])
+        joined = L.Concatenate()([decoded, L.RepeatVector(3)(out)])
+        return Model([source, context, target], L.Dense(6, activation="softmax")(joined))
+
+    rng = np.random.default_rng(5)
+    x = [rng.standard_normal((8, 5, 6)).astype("float32"),
+         rng.standard_normal((8, 3)).astype("float32"),
+         rng.standard_normal((8, 3, 6)).astype("float32")]
+    y = np.eye(6, dtype="float32")[rng.integers(0, 6, (8, 3))]
+    theirs = build(K, keras.Input, keras.Model)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    theirs.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    theirs.save(tmp_path / "keras.keras")
+    ours = load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    theirs.train_on_batch(x, y)
+    ours.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
+
+
 # ---------------------------------------------------------------- a functional model
 def _two_input_model(L, Input, Model):
     """Review tokens (masked padding) and a rating, as in the README's example; two Dense

@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 from test_functional import _graph_gradients
 
-from fastseq.layers import GRU, LSTM, Concatenate, Dense, Embedding, Input, SimpleRNN
+from fastseq.layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Concatenate,
+    Dense,
+    Embedding,
+    GlobalAveragePooling1D,
+    Input,
+    SimpleRNN,
+)
 from fastseq.models import Model
 from fastseq.optimizers import RMSprop
 from fastseq.utils import set_random_seed
@@ -83,3 +93,36 @@ def test_the_seq2seq_tutorial_model_learns_to_copy():
     first = model.predict([encoder_x, decoder_x], verbose=0)[:, 0].argmax(axis=-1)
     assert history.history["loss"][-1] < 0.1 * history.history["loss"][0]
     assert np.mean(first == source[:, 0]) > 0.9
+
+
+
+@pytest.mark.parametrize("rnn", [LSTM, GRU])
+def test_a_bidirectional_encoder_s_states_into_a_decoder(rnn):
+    """The neural-translation pattern: Bidirectional(return_state) -> the two directions'
+    states concatenated -> a decoder twice as wide (the merged output goes unused)."""
+    source = Input((None, 3), dtype=F64)
+    _, *states = Bidirectional(rnn(3, return_state=True, dtype=F64), dtype=F64)(source)
+    half = len(states) // 2
+    joined = [Concatenate(dtype=F64)([f, b]) for f, b in zip(states[:half], states[half:])]
+    target = Input((None, 2), dtype=F64)
+    decoded = rnn(6, return_sequences=True, dtype=F64)(target, initial_state=joined)
+    model = Model([source, target], Dense(2, dtype=F64)(decoded))
+    rng = np.random.default_rng(5)
+    _graph_gradients(model, [rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4, 2))])
+
+
+@pytest.mark.parametrize("merge_mode", [None, "concat", "mul"])
+def test_a_bidirectional_layer_given_initial_states_and_returning_its_own(merge_mode):
+    """Initial states computed from another input (their gradients flow back into that
+    Dense), merge_mode=None's two outputs, and the returned states used as outputs."""
+    x_in = Input((None, 3), dtype=F64)
+    context = Input((2,), dtype=F64)
+    init = [Dense(4, activation="tanh", dtype=F64)(context) for _ in range(4)]
+    outputs = Bidirectional(LSTM(4, return_sequences=True, return_state=True, dtype=F64),
+                            merge_mode=merge_mode, dtype=F64)(x_in, initial_state=init)
+    n_outputs = 2 if merge_mode is None else 1
+    pooled = [GlobalAveragePooling1D(dtype=F64)(y) for y in outputs[:n_outputs]]
+    joined = Concatenate(dtype=F64)(pooled + [outputs[n_outputs], outputs[-1]])
+    model = Model([x_in, context], Dense(2, dtype=F64)(joined))
+    rng = np.random.default_rng(6)
+    _graph_gradients(model, [rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 2))])

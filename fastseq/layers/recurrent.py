@@ -41,6 +41,35 @@ def _check_gate_activations(kind, activation, recurrent_activation):
             f"recurrent_activation='sigmoid', got {activation!r} / {recurrent_activation!r}")
 
 
+def call_with_initial_state(layer, x, training, mask, initial_state, n_states):
+    """``layer(x, initial_state=...)`` for a recurrent layer or a wrapper of one: on
+    symbolic tensors a graph node whose extra inputs are the states; on arrays the layer's
+    forward with them. ``n_states``: how many states the layer takes."""
+    from .input_layer import is_symbolic
+
+    name = f"{type(layer).__name__} {layer.name!r}"
+    if is_symbolic(x):
+        states = [] if initial_state is None else (
+            list(initial_state) if isinstance(initial_state, (list, tuple))
+            else [initial_state])
+        if states and not is_symbolic(states):
+            raise TypeError(f"{name}: called on a symbolic tensor, initial_state must be "
+                            "symbolic tensors too")
+        if len(states) not in (0, n_states):
+            raise ValueError(f"{name} expects {n_states} initial state(s), got {len(states)}")
+        return layer._call_symbolic(x, state_tensors=states, training=training)
+    training = bool(training)
+    if initial_state is None:
+        return Layer.__call__(layer, x, training=training, mask=mask)
+    x = np.asarray(x)
+    if not layer.built:
+        layer._build_for((None,) + x.shape[1:])
+    ops = layer.ops
+    x = ops.asarray(x, dtype=layer.dtype)
+    y = layer.forward(x, mask=mask, training=training, initial_state=initial_state)
+    return [ops.to_numpy(t) for t in y] if isinstance(y, list) else ops.to_numpy(y)
+
+
 class _RNN(Layer):
     """What LSTM, GRU and SimpleRNN share. A subclass sets ``_gates`` (the number of weight
     blocks: 4, 3, 1), ``_state_count`` (2 for the LSTM's h and c, else 1), builds its
@@ -274,29 +303,8 @@ class _RNN(Layer):
         return dx
 
     def __call__(self, x, training=None, mask=None, initial_state=None):
-        from .input_layer import is_symbolic
-
-        if is_symbolic(x):
-            states = [] if initial_state is None else (
-                list(initial_state) if isinstance(initial_state, (list, tuple))
-                else [initial_state])
-            if states and not is_symbolic(states):
-                raise TypeError(f"{type(self).__name__} {self.name!r}: called on a symbolic "
-                                "tensor, initial_state must be symbolic tensors too")
-            if len(states) not in (0, self._state_count):
-                raise ValueError(f"{type(self).__name__} {self.name!r} expects "
-                                 f"{self._state_count} initial state(s), got {len(states)}")
-            return self._call_symbolic(x, state_tensors=states, training=training)
-        training = bool(training)
-        if initial_state is None:
-            return super().__call__(x, training=training, mask=mask)
-        x = np.asarray(x)
-        if not self.built:
-            self._build_for((None,) + x.shape[1:])
-        ops = self.ops
-        x = ops.asarray(x, dtype=self.dtype)
-        y = self.forward(x, mask=mask, training=training, initial_state=initial_state)
-        return [ops.to_numpy(t) for t in y] if isinstance(y, list) else ops.to_numpy(y)
+        return call_with_initial_state(self, x, training, mask, initial_state,
+                                       self._state_count)
 
     def _kernel_weights(self):
         return (self.kernel.data, self.recurrent_kernel.data,

@@ -16,6 +16,7 @@ Keras loops over the steps, fastseq folds them into the batch (one call, same re
 import numpy as np
 
 from .base import Layer, assign_checked, deserialize, serialize
+from .recurrent import call_with_initial_state
 
 __all__ = ["Bidirectional", "TimeDistributed"]
 
@@ -141,6 +142,11 @@ class Bidirectional(Wrapper):
     def _sublayers(self):
         return (self.forward_layer, self.backward_layer)
 
+    def __call__(self, x, training=None, mask=None, initial_state=None):
+        # initial_state: the forward layer's states, then the backward layer's
+        return call_with_initial_state(self, x, training, mask, initial_state,
+                                       2 * self.forward_layer._state_count)
+
     # ----- shapes and masks
     def build(self, input_shape):
         for layer in self._sublayers():
@@ -208,7 +214,8 @@ class Bidirectional(Wrapper):
         else:
             out = [y, y_rev]
         if training:
-            self._cache = (y, y_rev, step_mask) if merge == "mul" else (None, None, step_mask)
+            kept = (y, y_rev) if merge == "mul" else (None, None)
+            self._cache = kept + (step_mask, x.shape[0])
         if self.return_state:
             return (out if isinstance(out, list) else [out]) + states
         return out
@@ -221,13 +228,40 @@ class Bidirectional(Wrapper):
     def backward(self, grad_y, need_input_grad=True):
         if self.return_state or self.merge_mode is None:
             raise NotImplementedError(
-                f"Bidirectional {self.name!r}: training through return_state=True or "
-                "merge_mode=None is not supported")
+                f"Bidirectional {self.name!r}: with return_state=True or merge_mode=None the "
+                "layer has several outputs: backward_with_states takes their gradients")
+        return self._backward([grad_y], None, None, need_input_grad)[0]
+
+    # out_grads: the gradients of the outputs (None: zero), in the order they come ([merged]
+    # or [forward, backward] with merge_mode=None, then with return_state the forward
+    # layer's states and the backward layer's) -> (grad_x, [grads of the initial states])
+    def backward_with_states(self, out_grads, need_input_grad=True):
+        """The backward of a call with several outputs (``merge_mode=None``,
+        ``return_state``) or given ``initial_state``: a bidirectional encoder whose states
+        start a decoder. Returns the input's gradient and those of the initial states, the
+        forward layer's then the backward layer's (the order ``initial_state`` takes)."""
+        out_grads = list(out_grads)
+        n_outputs = 2 if self.merge_mode is None else 1
+        n_states = self.forward_layer._state_count if self.return_state else 0
+        if len(out_grads) != n_outputs + 2 * n_states:
+            raise ValueError(f"Bidirectional {self.name!r}: {len(out_grads)} output gradients "
+                             f"for {n_outputs + 2 * n_states} outputs")
+        states = out_grads[n_outputs:]
+        return self._backward(out_grads[:n_outputs], states[:n_states] or None,
+                              states[n_states:] or None, need_input_grad)
+
+    def _backward(self, out_grads, forward_state_grads, backward_state_grads,
+                  need_input_grad):
         ops = self.ops
-        y, y_rev, step_mask = self._cache
+        y, y_rev, step_mask, batch = self._cache
         self._cache = None
         merge = self.merge_mode
-        if merge == "concat":
+        grad_y = out_grads[0]
+        if merge is None:
+            grad_f, grad_b = out_grads
+        elif grad_y is None:
+            grad_f = grad_b = None
+        elif merge == "concat":
             grad_f, grad_b = ops.split_last(grad_y)
         elif merge == "sum":
             # a copy for the second layer: a backward may overwrite the gradient it gets
@@ -238,22 +272,37 @@ class Bidirectional(Wrapper):
         else:  # mul
             grad_f, grad_b = ops.multiply(grad_y, y_rev), ops.multiply(grad_y, y)
         if step_mask is not None:
-            grad_f = ops.multiply(grad_f, step_mask)
-            grad_b = ops.multiply(grad_b, step_mask)
-        if self.return_sequences:
+            grad_f = None if grad_f is None else ops.multiply(grad_f, step_mask)
+            grad_b = None if grad_b is None else ops.multiply(grad_b, step_mask)
+        if self.return_sequences and grad_b is not None:
             grad_b = ops.flip_time(grad_b)
         forward, backward = self.forward_layer, self.backward_layer
-        if self._concurrent():
-            grads, grads_rev = ops.run_concurrently([forward._backward_start(grad_f),
-                                                     backward._backward_start(grad_b)])
-            dx = forward._backward_finish(grads, need_input_grad)
-            dx_rev = backward._backward_finish(grads_rev, need_input_grad)
-        else:
+        with_states = forward_state_grads is not None or backward_state_grads is not None
+        if not self._concurrent():
+            if with_states or grad_f is None or grad_b is None:
+                raise NotImplementedError(
+                    f"Bidirectional {self.name!r}: training through the states or one "
+                    f"direction alone of a {type(forward).__name__} is not supported")
             dx = forward.backward(grad_f, need_input_grad=need_input_grad)
             dx_rev = backward.backward(grad_b, need_input_grad=need_input_grad)
+            return (None if not need_input_grad else ops.add(dx, dx_rev, out=dx)), []
+        starts = []
+        for layer, grad, state_grads in ((forward, grad_f, forward_state_grads),
+                                         (backward, grad_b, backward_state_grads)):
+            state_grads = list(state_grads or [None] * layer._state_count)
+            if grad is None and all(g is None for g in state_grads):
+                # no gradient reaches this direction: its weights' gradients are zero
+                state_grads[0] = ops.asarray(np.zeros((batch, layer.units),
+                                                      dtype=layer.dtype))
+            starts.append(layer._backward_start(grad, state_grads))
+        grads, grads_rev = ops.run_concurrently(starts)
+        dx = forward._backward_finish(grads, need_input_grad)
+        dx_rev = backward._backward_finish(grads_rev, need_input_grad)
+        state_grads = (list(grads[4:4 + forward._state_count])
+                       + list(grads_rev[4:4 + backward._state_count]))
         if not need_input_grad:
-            return None
-        return ops.add(dx, dx_rev, out=dx)
+            return None, state_grads
+        return ops.add(dx, dx_rev, out=dx), state_grads
 
     # ----- config
     def get_config(self):
