@@ -1,10 +1,7 @@
-"""Shared bits of the example scripts: where the data is, per-epoch timing, training curves."""
+"""Shared bits of the example scripts: where the data is, the report, training curves."""
 import argparse
 import os
 import sys
-import time
-
-from fastseq.callbacks import Callback
 
 
 def parser(description, epochs, batch_size, maxlen=None, num_words=None):
@@ -32,24 +29,6 @@ def data_dir(args):
     if not os.path.isdir(path):
         sys.exit(f"--data {path}: not a directory")
     return path
-
-
-class EpochTimer(Callback):
-    """Wall-clock seconds of each epoch (training plus its validation)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-    @property
-    def mean(self):
-        return sum(self.seconds) / max(len(self.seconds), 1)
 
 
 def report(test_accuracy, timer):

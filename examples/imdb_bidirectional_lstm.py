@@ -9,8 +9,9 @@ Keras's example reports about 81% test accuracy after 4 epochs.
 import sys
 import time
 
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import LSTM, Bidirectional, Dense, Dropout, Embedding
 from fastseq.models import Sequential

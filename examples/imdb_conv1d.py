@@ -10,8 +10,9 @@ each review.
 """
 import sys
 
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import Conv1D, Dense, Dropout, Embedding, GlobalAveragePooling1D, MaxPooling1D
 from fastseq.models import Sequential

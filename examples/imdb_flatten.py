@@ -8,9 +8,10 @@ Keras reaches about 75% validation accuracy. The training curves are saved as PN
 """
 import sys
 
-from _common import EpochTimer, data_dir, parser, report, save_curves
+from _common import data_dir, parser, report, save_curves
 
 from fastseq import preprocessing
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import Dense, Embedding, Flatten
 from fastseq.models import Sequential

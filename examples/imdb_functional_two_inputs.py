@@ -14,9 +14,10 @@ import sys
 import time
 
 import numpy as np
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
 from fastseq import Input, Model
+from fastseq.callbacks import EpochTimer
 from fastseq.layers import LSTM, Dense, Embedding, concatenate
 from fastseq.preprocessing.sequence import pad_sequences
 from fastseq.preprocessing.text import Tokenizer

@@ -12,8 +12,9 @@ import sys
 import time
 
 import numpy as np
-from _common import EpochTimer, data_dir, parser, report, save_curves
+from _common import data_dir, parser, report, save_curves
 
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.datasets.embeddings import load_glove
 from fastseq.layers import Dense, Embedding, Flatten

@@ -8,8 +8,9 @@ Keras reaches about 86-88% test accuracy with this model.
 import sys
 import time
 
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import LSTM, Dense, Embedding
 from fastseq.models import Sequential

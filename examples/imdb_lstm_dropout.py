@@ -8,8 +8,9 @@ frequent words (max_features), reviews cut to their last 80 words.
 """
 import sys
 
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import LSTM, Dense, Dropout, Embedding
 from fastseq.models import Sequential

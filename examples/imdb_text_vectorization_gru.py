@@ -11,9 +11,10 @@ import sys
 import time
 
 import numpy as np
-from _common import EpochTimer, data_dir, parser, report
+from _common import data_dir, parser, report
 
 from fastseq import Input, Model
+from fastseq.callbacks import EpochTimer
 from fastseq.datasets import imdb
 from fastseq.layers import GRU, Dense, Embedding, TextVectorization
 from fastseq.utils import set_random_seed

@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from fastseq.callbacks import Callback
+from fastseq.callbacks import EpochTimer
 
 MODELS = {
     # name: (num_words, maxlen, batch_size, default epochs)
@@ -29,19 +29,6 @@ MODELS = {
 DESCRIPTION = __doc__.split("\n\n")[0]
 EPILOG = __doc__.split("\n\n", 1)[1]
 
-
-class EpochTimer(Callback):
-    """Wall-clock seconds of each epoch (training plus its validation)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m fastseq train", description=DESCRIPTION,

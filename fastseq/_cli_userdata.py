@@ -482,7 +482,7 @@ def _train_into(args, p, architecture, text_column, label_column, temp, out):
                         train_embedding=args.fine_tune_vectors or matrix is None,
                         learning_rate=args.learning_rate)
 
-    from fastseq._cli_train import EpochTimer
+    from fastseq.callbacks import EpochTimer
 
     timer = EpochTimer()
     callbacks = _training_callbacks(temp, args.patience) + [timer]

@@ -9,6 +9,7 @@ import collections
 import csv
 import math
 import os
+import time
 import warnings
 
 import numpy as np
@@ -18,7 +19,7 @@ from .utils.progbar import Progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "ModelCheckpoint", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
-    "LearningRateScheduler", "ReduceLROnPlateau", "TqdmCallback",
+    "LearningRateScheduler", "ReduceLROnPlateau", "TqdmCallback", "EpochTimer",
 ]
 
 
@@ -763,6 +764,24 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
 
+
+class EpochTimer(Callback):
+    """Wall-clock seconds of each epoch, training plus its validation (fastseq's, not
+    Keras's): ``seconds`` one per epoch, ``mean`` their average (0.0 before any)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def mean(self):
+        return sum(self.seconds) / max(len(self.seconds), 1)
 
 class TqdmCallback(Callback):
     """Progress bars with tqdm (``tqdm.auto``: widgets in a notebook, text elsewhere): one

@@ -2,6 +2,7 @@
 real Sequential."""
 import csv
 import re
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from fastseq.callbacks import (
     CallbackList,
     CSVLogger,
     EarlyStopping,
+    EpochTimer,
     History,
     LambdaCallback,
     ModelCheckpoint,
@@ -65,6 +67,17 @@ def drive(model, callbacks, epoch_logs, steps=2, batch_logs=None, verbose=0):
             break
     cl.on_train_end()
     return ran, model.history
+
+
+def test_epoch_timer_times_each_epoch_from_its_begin_to_its_end():
+    """A callback after the timer sleeps 20 ms at each epoch's begin: every epoch the timer
+    records lasts at least that (the measured span covers it), one entry per epoch."""
+    timer = EpochTimer()
+    sleeper = LambdaCallback(on_epoch_begin=lambda epoch, logs: time.sleep(0.02))
+    assert timer.mean == 0.0
+    drive(StandIn(), [timer, sleeper], [{"loss": 1.0}] * 3)
+    assert len(timer.seconds) == 3 and min(timer.seconds) >= 0.02
+    assert timer.mean == pytest.approx(sum(timer.seconds) / 3)
 
 
 def test_early_stopping_patience_and_restore():
