@@ -340,6 +340,7 @@ def test_adam_amsgrad_state_both_ways(tmp_path):
 
 
 
+# ---------------------------------------------------------------- sequence-to-sequence models
 def _seq2seq_model(L, Input, Model):
     """Keras's lstm_seq2seq.py graph, small: the encoder's states start the decoder."""
     encoder_in = Input(shape=(None, 6))
@@ -349,55 +350,35 @@ def _seq2seq_model(L, Input, Model):
     return Model([encoder_in, decoder_in], L.Dense(6, activation="softmax")(decoded))
 
 
-def test_a_seq2seq_model_trains_as_in_keras_both_ways(tmp_path):
-    """Training through the encoder's states (return_state -> initial_state): after a
-    Keras fit, one more step on each side lands on the same weights; and back."""
-    Input, Model = _functional_api()
-    rng = np.random.default_rng(4)
-    x = [rng.standard_normal((8, 5, 6)).astype("float32"),
-         rng.standard_normal((8, 3, 6)).astype("float32")]
-    y = np.eye(6, dtype="float32")[rng.integers(0, 6, (8, 3))]
-    theirs = _seq2seq_model(K, keras.Input, keras.Model)
-    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
-    theirs.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    theirs.save(tmp_path / "keras.keras")
-    ours = load_model(tmp_path / "keras.keras")
-    theirs.train_on_batch(x, y)
-    ours.train_on_batch(x, y)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
-
-    mine = _seq2seq_model(F, Input, Model)
-    mine.compile(optimizer=fastseq_optimizers.SGD(0.5), loss="categorical_crossentropy")
-    mine.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    mine.save(tmp_path / "fastseq.keras")
-    back = keras.models.load_model(tmp_path / "fastseq.keras")
-    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
-
-
-
-def test_a_bidirectional_encoder_with_initial_states_trains_as_in_keras(tmp_path):
+def _bidirectional_seq2seq_model(L, Input, Model):
     """A Bidirectional(LSTM(return_state)) started from states a Dense makes of a context
     input; its four returned states (joined per kind) start the decoder; its merged output
-    joins the decoder's. One more SGD step after Keras's fit: the same weights."""
+    joins the decoder's."""
+    source, context = Input(shape=(None, 6)), Input(shape=(3,))
+    init = [L.Dense(5, activation="tanh")(context) for _ in range(4)]
+    out, fh, fc, bh, bc = L.Bidirectional(L.LSTM(5, return_state=True))(
+        source, initial_state=init)
+    target = Input(shape=(None, 6))
+    decoded = L.LSTM(10, return_sequences=True)(
+        target, initial_state=[L.Concatenate()([fh, bh]), L.Concatenate()([fc, bc])])
+    joined = L.Concatenate()([decoded, L.RepeatVector(3)(out)])
+    return Model([source, context, target], L.Dense(6, activation="softmax")(joined))
+
+
+# model builder, the shapes of its inputs (after the batch)
+SEQ2SEQ = {"lstm": (_seq2seq_model, [(5, 6), (3, 6)]),
+           "bidirectional": (_bidirectional_seq2seq_model, [(5, 6), (3,), (3, 6)])}
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+def test_a_seq2seq_model_trains_as_in_keras_both_ways(tmp_path, name):
+    """Training through an encoder's states (return_state -> initial_state): after a Keras
+    fit, one more SGD step on each side lands on the same weights; and a model fastseq
+    trained loads in Keras with the same predictions."""
     Input, Model = _functional_api()
-
-    def build(L, Input, Model):
-        source, context = Input(shape=(None, 6)), Input(shape=(3,))
-        init = [L.Dense(5, activation="tanh")(context) for _ in range(4)]
-        out, fh, fc, bh, bc = L.Bidirectional(L.LSTM(5, return_state=True))(
-            source, initial_state=init)
-        target = Input(shape=(None, 6))
-        decoded = L.LSTM(10, return_sequences=True)(
-            target, initial_state=[L.Concatenate()([fh, bh]), L.Concatenate()([fc, bc])])
-        joined = L.Concatenate()([decoded, L.RepeatVector(3)(out)])
-        return Model([source, context, target], L.Dense(6, activation="softmax")(joined))
-
-    rng = np.random.default_rng(5)
-    x = [rng.standard_normal((8, 5, 6)).astype("float32"),
-         rng.standard_normal((8, 3)).astype("float32"),
-         rng.standard_normal((8, 3, 6)).astype("float32")]
+    build, shapes = SEQ2SEQ[name]
+    rng = np.random.default_rng(4)
+    x = [rng.standard_normal((8,) + shape).astype("float32") for shape in shapes]
     y = np.eye(6, dtype="float32")[rng.integers(0, 6, (8, 3))]
     theirs = build(K, keras.Input, keras.Model)
     theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
@@ -410,6 +391,14 @@ def test_a_bidirectional_encoder_with_initial_states_trains_as_in_keras(tmp_path
     ours.train_on_batch(x, y)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
+
+    mine = build(F, Input, Model)
+    mine.compile(optimizer=fastseq_optimizers.SGD(0.5), loss="categorical_crossentropy")
+    mine.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    mine.save(tmp_path / "fastseq.keras")
+    back = keras.models.load_model(tmp_path / "fastseq.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- a functional model
