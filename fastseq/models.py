@@ -1107,7 +1107,7 @@ class Model:
 
     def _embedding_folds(self):
         """The steps i whose Embedding inference runs inside step i + 1's LSTM
-        (``LSTM.forward_from_indices``, helper I's): the LSTM is the only reader of the
+        (``LSTM.forward_from_indices``): the LSTM is the only reader of the
         Embedding's output, which is no model output, and takes no initial state."""
         steps, folds = self._steps, set()
         for i in range(len(steps) - 1):
