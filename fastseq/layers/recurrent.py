@@ -260,13 +260,13 @@ class _RNN(Layer):
         its sequence-to-sequence models."""
         out_grads = list(out_grads)
         n_states = self._state_count
-        if len(out_grads) != (1 + n_states if self.return_state else 1):
-            raise ValueError(
-                f"{type(self).__name__} {self.name!r}: {len(out_grads)} output gradients for "
-                f"{1 + n_states if self.return_state else 1} outputs")
-        grad_y = out_grads[0]
-        state_grads = out_grads[1:] + [None] * (n_states - len(out_grads[1:]))
-        grads = self._backward_start(grad_y, state_grads)()
+        n_outputs = 1 + n_states if self.return_state else 1
+        if len(out_grads) != n_outputs:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: {len(out_grads)} output "
+                             f"gradients for {n_outputs} outputs")
+        # without return_state no gradient reaches the last states but through the output
+        state_grads = out_grads[1:] or [None] * n_states
+        grads = self._backward_start(out_grads[0], state_grads)()
         dx = self._backward_finish(grads, need_input_grad)
         return dx, list(grads[4:4 + n_states])
 
